@@ -1,0 +1,17 @@
+"""rnnkit: recurrent neural networks on numpy, with hand-written backpropagation through time.
+
+The layers (batch-first)::
+
+    import rnnkit
+    lstm = rnnkit.LSTM(input_size=8, hidden_size=32, num_layers=2, bidirectional=True)
+    out, state, cache = lstm.forward(x)            # x (B, T, 8) -> out (B, T, 64)
+    dx, dstate, grads = lstm.backward(dout, cache)
+
+The seeds' step-by-step API (column layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
+"""
+
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RNNCell
+
+__version__ = "0.1.0"
+
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "__version__"]

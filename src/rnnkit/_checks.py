@@ -1,0 +1,95 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises ``TypeError`` or ``ValueError`` with a message that names the argument,
+what it received and what was expected, so that a user never sees a numpy broadcasting
+traceback or gets a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def as_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_array(x, name: str, shape: tuple, dtype=None, finite: bool = True) -> np.ndarray:
+    """Check that ``x`` is a float array of ``shape`` and return it as ``dtype``.
+
+    ``shape`` holds ints for fixed sizes and strings for free sizes (a string matches any
+    size and only names it in the message, e.g. ``("B", "T", 8)``). A non-float array
+    raises TypeError; a wrong rank or size, or a NaN/inf when ``finite``, ValueError.
+    """
+    if not isinstance(x, np.ndarray):
+        if isinstance(x, (list, tuple)) or np.isscalar(x):
+            x = np.asarray(x)
+        else:
+            raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype.kind not in "f":
+        raise TypeError(
+            f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}"
+        )
+    expected = shape_str(shape)
+    if x.ndim != len(shape):
+        raise ValueError(
+            f"{name} must have {len(shape)} dimensions {expected}, got shape {shape_str(x.shape)}"
+        )
+    for got, want in zip(x.shape, shape, strict=True):
+        if isinstance(want, int) and got != want:
+            raise ValueError(f"{name} must have shape {expected}, got {shape_str(x.shape)}")
+    if dtype is not None and x.dtype != dtype:
+        x = x.astype(dtype)
+    if finite and not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+    return value
+
+
+def check_probability(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def as_rng(seed_or_rng, name: str = "rng") -> np.random.Generator:
+    """Turn ``None``, an int seed or a ``np.random.Generator`` into a Generator."""
+    if isinstance(seed_or_rng, np.random.Generator):
+        return seed_or_rng
+    if seed_or_rng is None or (
+        isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool)
+    ):
+        return np.random.default_rng(seed_or_rng)
+    raise TypeError(
+        f"{name} must be None, an int seed or a numpy.random.Generator, got "
+        f"{type(seed_or_rng).__name__}"
+    )
