@@ -72,7 +72,8 @@ class Embedding(Layer):
                 0 <= padding_idx < num_embeddings
             ):
                 raise ValueError(
-                    f"padding_idx must be an id in [0, {num_embeddings}) or None, got {padding_idx!r}"
+                    f"padding_idx must be an id in [0, {num_embeddings}) or None, "
+                    f"got {padding_idx!r}"
                 )
             padding_idx = int(padding_idx)
         self.padding_idx = padding_idx
@@ -123,7 +124,8 @@ class Dense(Layer):
         self.out_features = check_positive_int(out_features, "out_features")
         self.dtype = as_dtype(dtype)
         k = 1.0 / np.sqrt(in_features)
-        self.params["W"] = as_rng(rng).uniform(-k, k, (in_features, out_features)).astype(self.dtype)
+        W = as_rng(rng).uniform(-k, k, (in_features, out_features))
+        self.params["W"] = W.astype(self.dtype)
         if bias:
             self.params["b"] = np.zeros(out_features, dtype=self.dtype)
 

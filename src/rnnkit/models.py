@@ -711,6 +711,7 @@ def load_model(path) -> tuple[Model, dict, dict]:
     except (TypeError, ValueError) as e:
         if isinstance(e, checkpoint.CheckpointError):
             raise
-        raise checkpoint.CheckpointError(f"{str(path)!r} has an invalid model config: {e}") from None
+        raise checkpoint.CheckpointError(
+            f"{str(path)!r} has an invalid model config: {e}") from None
     model.load_arrays(arrays, repr(str(path)))
     return model, meta, arrays

@@ -44,7 +44,8 @@ class Optimizer:
             raise TypeError("params must be a non-empty dict of name -> numpy array")
         for k, v in params.items():
             if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
-                raise TypeError(f"params[{k!r}] must be a float numpy array, got {type(v).__name__}")
+                raise TypeError(
+                    f"params[{k!r}] must be a float numpy array, got {type(v).__name__}")
         self.params = params
         self.lr = _check_number(lr, "learning rate", 0.0, strict=True)
         self.weight_decay = _check_number(weight_decay, "weight_decay")
@@ -92,8 +93,9 @@ class Optimizer:
                 if key not in arrays:
                     raise KeyError(f"optimizer state has no array {key!r}")
                 if arrays[key].shape != a.shape:
-                    raise ValueError(f"optimizer state {key!r} has shape "
-                                     f"{shape_str(arrays[key].shape)}, expected {shape_str(a.shape)}")
+                    raise ValueError(
+                        f"optimizer state {key!r} has shape {shape_str(arrays[key].shape)}, "
+                        f"expected {shape_str(a.shape)}")
                 np.copyto(a, arrays[key])
         self.t = int(sd["t"])
         self.lr = float(sd["lr"])

@@ -1,0 +1,514 @@
+"""The training loop: budgets, validation, metrics, checkpoints, exact resume.
+
+A data source is addressed by position, so that a run can stop anywhere and resume
+exactly: ``data.num_batches()`` batches per epoch and ``data.batch(epoch, k)`` gives
+batch ``k`` of ``epoch`` (a dict such as ``{"x": ..., "y": ..., "mask": ...}``). Shuffled
+sources derive their order from ``(seed, epoch)``; nothing about the data lives in hidden
+iterator state. Sources with ``carries_state = True`` (text streams, truncated BPTT) have
+the model's final state carried into the next batch and reset at each epoch.
+
+A checkpoint holds the weights, the optimizer's state, the model's RNG state, the step,
+epoch and batch position, the carried state, the history and the caller's metadata
+(config, vocabulary), in one atomic no-pickle file (:mod:`rnnkit.checkpoint`). Resuming
+from step k and running to step n gives the same weights, bit for bit, as running to n in
+one go.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .optim import Optimizer, Schedule, clip_gradients
+
+LN2 = math.log(2.0)
+
+
+# --------------------------------------------------------------------------- data sources
+class StreamData:
+    """A token stream in contiguous rows for truncated BPTT (char-rnn layout).
+
+    ids (N,) ints; batches ``x, y`` (B, T) with ``y`` shifted by one; carries state.
+    """
+
+    carries_state = True
+
+    def __init__(self, ids, batch_size: int, seq_len: int):
+        from .data import TextStream
+
+        self.stream = TextStream(ids, batch_size, seq_len)
+
+    def num_batches(self) -> int:
+        return len(self.stream)
+
+    def batch(self, epoch: int, k: int) -> dict:
+        x, y = self.stream.batch(k)
+        return {"x": x, "y": y}
+
+
+class ArrayData:
+    """Fixed-size examples in arrays of equal first dimension N, shuffled per epoch.
+
+    arrays: e.g. ``{"x": (N, T, D), "y": (N,), "mask": (N, T)}``. The order of epoch e is
+    ``default_rng([seed, e]).permutation(N)``. The last partial batch is kept.
+    """
+
+    carries_state = False
+
+    def __init__(self, arrays: dict, batch_size: int, shuffle: bool = True, seed: int = 0):
+        if not arrays:
+            raise ValueError("arrays is empty: give at least x and y")
+        sizes = {k: len(v) for k, v in arrays.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"arrays must share their first dimension, got {sizes}")
+        self.n = next(iter(sizes.values()))
+        if self.n == 0:
+            raise ValueError("arrays hold no examples")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.arrays = arrays
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self._order = (None, None)
+
+    def num_batches(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def _perm(self, epoch: int):
+        if self._order[0] != epoch:
+            perm = (np.random.default_rng([self.seed, epoch]).permutation(self.n)
+                    if self.shuffle else np.arange(self.n))
+            self._order = (epoch, perm)
+        return self._order[1]
+
+    def batch(self, epoch: int, k: int) -> dict:
+        idx = self._perm(epoch)[k * self.batch_size : (k + 1) * self.batch_size]
+        return {name: a[idx] for name, a in self.arrays.items()}
+
+
+class ListData(ArrayData):
+    """Variable-length examples: a list of items and a ``collate(list) -> batch dict``
+    function (e.g. padding with masks); shuffled per epoch like :class:`ArrayData`."""
+
+    def __init__(self, items: list, collate, batch_size: int, shuffle: bool = True,
+                 seed: int = 0):
+        if len(items) == 0:
+            raise ValueError("items is empty: no examples to train on")
+        self.items = items
+        self.collate = collate
+        super().__init__({"i": np.arange(len(items))}, batch_size, shuffle, seed)
+
+    def batch(self, epoch: int, k: int) -> dict:
+        idx = super().batch(epoch, k)["i"]
+        return self.collate([self.items[i] for i in idx])
+
+
+# --------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    """Settings of one training run (all optional; at least one budget is needed)."""
+
+    epochs: int | None = None  # stop after this many epochs
+    steps: int | None = None  # stop after this many optimizer steps (in total, across resumes)
+    time_limit: float | None = None  # stop after this many seconds of this call
+    clip_mode: str = "global_norm"  # value | norm | global_norm | none
+    clip_value: float = 5.0  # the clipping threshold
+    eval_every: int | None = None  # validate every N steps (None: at the end of each epoch)
+    max_val_batches: int | None = None  # cap the validation pass (None: all of it)
+    patience: int | None = None  # early stopping: evaluations without improvement
+    min_delta: float = 0.0  # improvement smaller than this does not count
+    checkpoint_dir: str | None = None  # where checkpoints go (None: none are written)
+    checkpoint_every: int | None = None  # also write one every N steps (None: at evaluations)
+    keep_checkpoints: int = 3  # step-named checkpoints kept (best.npz and last.npz always)
+    max_bad_steps: int = 5  # consecutive non-finite steps before restoring the last good state
+    lr_backoff: float = 0.5  # learning-rate factor applied at each such restore
+    max_restores: int = 3  # restores allowed before the run stops
+    progress: bool = True  # show a progress bar (tqdm, if installed)
+    log_every: int = 100  # without a bar: print a line every N steps (0: never)
+
+
+@dataclass
+class TrainState:
+    """Counters that a checkpoint saves and a resume restores."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # next batch of the current epoch
+    lr_scale: float = 1.0
+    best_val: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    bad_steps: int = 0
+    restores: int = 0
+    history: list = field(default_factory=list)
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (e.g. losses stay non-finite after the allowed restores)."""
+
+
+def _rng_state_json(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+def _state_arrays(state, prefix: str = "carry") -> dict:
+    if state is None:
+        return {}
+    if isinstance(state, tuple):
+        return {f"{prefix}/{i}": s for i, s in enumerate(state)}
+    return {f"{prefix}/0": state}
+
+
+def _state_from_arrays(arrays: dict, prefix: str = "carry"):
+    parts = [arrays[f"{prefix}/{i}"] for i in range(2) if f"{prefix}/{i}" in arrays]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _finite_state(state) -> bool:
+    if state is None:
+        return True
+    parts = state if isinstance(state, tuple) else (state,)
+    return all(np.isfinite(p).all() for p in parts)
+
+
+class Trainer:
+    """Train a model (anything with ``params``, ``train_batch``, ``evaluate``, ``save``).
+
+    Args:
+        model: an rnnkit model.
+        optimizer: an :class:`~rnnkit.optim.Optimizer` over ``model.params``.
+        train_data, val_data: data sources (see the module docstring).
+        config: a :class:`TrainConfig`.
+        schedule: a :class:`~rnnkit.optim.Schedule` (None: the optimizer's lr throughout).
+        meta: JSON metadata saved in every checkpoint (e.g. the vocabulary and CLI config).
+        log: where messages go (default: stderr).
+        on_step: callback ``on_step(trainer, record)`` after every step (e.g. samples).
+    """
+
+    def __init__(self, model, optimizer: Optimizer, train_data, val_data=None,
+                 config: TrainConfig | None = None, schedule: Schedule | None = None,
+                 meta: dict | None = None, log=None, on_step=None):
+        if optimizer.params is not model.params:
+            raise ValueError("optimizer must be built over model.params (the same dict)")
+        self.model, self.opt = model, optimizer
+        self.train_data, self.val_data = train_data, val_data
+        self.config = config or TrainConfig()
+        c = self.config
+        if c.epochs is None and c.steps is None and c.time_limit is None:
+            raise ValueError("give a budget: epochs, steps or time_limit")
+        if train_data.num_batches() < 1:
+            raise ValueError("train_data has no batches")
+        self.schedule = schedule or Schedule(optimizer.lr)
+        self.meta = dict(meta or {})
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.on_step = on_step
+        self.state = TrainState()
+        self.carry = None  # the state carried between batches of a stream
+        self._good = None  # in-memory copy of the last good weights and optimizer state
+        self._ckpts: list[Path] = []
+
+    # ------------------------------------------------------------------ checkpoints
+    def _arrays(self) -> dict:
+        arrays = dict(self.model.checkpoint_arrays())
+        for k, v in self.opt.state_dict()["arrays"].items():
+            arrays[f"opt/{k}"] = v
+        arrays.update(_state_arrays(self.carry))
+        return arrays
+
+    def _meta(self) -> dict:
+        return {
+            **self.meta,
+            "train_state": asdict(self.state),
+            "optimizer": {**self.opt.settings(), "t": self.opt.t, "lr": self.opt.lr},
+            "schedule": self.schedule.settings(),
+            "rng": _rng_state_json(self.model.rng),
+            "train_config": asdict(self.config),
+        }
+
+    def save_checkpoint(self, path) -> Path:
+        """Write a resumable checkpoint atomically (refuses weights holding NaN/inf)."""
+        return self.model.save(path, self._meta(), {k: v for k, v in self._arrays().items()
+                                                    if not k.startswith("param/")})
+
+    def resume(self, path) -> None:
+        """Restore weights, optimizer, RNG, counters, carried state and history from a
+        checkpoint written by this trainer; the next ``fit`` continues exactly."""
+        arrays, meta = checkpoint.load(path)
+        if "train_state" not in meta:
+            raise checkpoint.CheckpointError(f"{str(path)!r} is a model file, not a resumable "
+                                             "training checkpoint")
+        if meta.get("config") != self.model.config():
+            raise checkpoint.CheckpointError(
+                f"{str(path)!r} was written for another model configuration: "
+                f"{meta.get('config')} vs {self.model.config()}")
+        self.model.load_arrays(arrays, repr(str(path)))
+        opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
+        self.opt.load_state_dict({"t": meta["optimizer"]["t"], "lr": meta["optimizer"]["lr"],
+                                  "arrays": opt_arrays})
+        _set_rng_state(self.model.rng, meta["rng"])
+        self.state = TrainState(**meta["train_state"])
+        self.carry = _state_from_arrays(arrays)
+
+    def _write_checkpoints(self, val_loss: float | None) -> None:
+        d = self.config.checkpoint_dir
+        if d is None:
+            return
+        d = Path(d)
+        s = self.state
+        tag = f"step{s.step:07d}" + (f"_val{val_loss:.4f}" if val_loss is not None else "")
+        path = self.save_checkpoint(d / f"ckpt_{tag}.npz")
+        self._ckpts.append(path)
+        while len(self._ckpts) > self.config.keep_checkpoints:
+            old = self._ckpts.pop(0)
+            old.unlink(missing_ok=True)
+        self.save_checkpoint(d / "last.npz")
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, data=None) -> dict:
+        """Loss (mean per target), perplexity, bits per token and accuracy on ``data``
+        (default: the validation data), in eval mode."""
+        data = data if data is not None else self.val_data
+        if data is None:
+            return {}
+        self.model.eval()
+        try:
+            total = {"loss": 0.0, "count": 0}
+            carry = None
+            n = data.num_batches()
+            if self.config.max_val_batches:
+                n = min(n, self.config.max_val_batches)
+            for k in range(n):
+                stats, carry = self.model.evaluate(data.batch(0, k), carry)
+                if not getattr(data, "carries_state", False):
+                    carry = None
+                for key, v in stats.items():
+                    total[key] = total.get(key, 0) + v
+        finally:
+            self.model.train()
+        return summarize(total)
+
+    # ------------------------------------------------------------------ the loop
+    def _snapshot(self) -> None:
+        self._good = ({k: v.copy() for k, v in self.model.params.items()},
+                      {k: v.copy() for k, v in self.opt.state_dict()["arrays"].items()},
+                      self.opt.t)
+
+    def _restore(self) -> None:
+        params, opt_arrays, t = self._good
+        for k, v in params.items():
+            np.copyto(self.model.params[k], v)
+        self.opt.load_state_dict({"t": t, "lr": self.opt.lr, "arrays": opt_arrays})
+        self.carry = None
+
+    def _done(self, started: float) -> str | None:
+        c, s = self.config, self.state
+        if c.steps is not None and s.step >= c.steps:
+            return f"reached {c.steps} steps"
+        if c.epochs is not None and s.epoch >= c.epochs:
+            return f"reached {c.epochs} epochs"
+        if c.time_limit is not None and time.perf_counter() - started >= c.time_limit:
+            return f"reached the time limit of {c.time_limit:g} s"
+        return None
+
+    def _bar(self):
+        if not self.config.progress:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            self.log("(install tqdm for a progress bar: pip install 'rnnkit[progress]')")
+            return None
+        c = self.config
+        total = c.steps
+        if c.epochs is not None:
+            by_epochs = c.epochs * self.train_data.num_batches()
+            total = by_epochs if total is None else min(total, by_epochs)
+        return tqdm(total=total, initial=self.state.step, unit="step", dynamic_ncols=True,
+                    file=sys.stderr, leave=True)
+
+    def fit(self) -> dict:
+        """Train until a budget is reached, early stopping, or Ctrl-C.
+
+        Returns a summary: ``{"stopped": reason, "step", "epoch", "best_val", "history"}``.
+        A KeyboardInterrupt stops at the end of the current step and leaves a resumable
+        ``last.npz`` when a checkpoint_dir is set.
+        """
+        c, s = self.config, self.state
+        started = time.perf_counter()
+        self.model.train()
+        self._snapshot()
+        bar = self._bar()
+        reason = None
+        tokens_since, t_since = 0, time.perf_counter()
+        nb = self.train_data.num_batches()
+        try:
+            while (reason := self._done(started)) is None:
+                if s.batch >= nb:
+                    s.epoch += 1
+                    s.batch = 0
+                    self.carry = None
+                    if c.eval_every is None and self.val_data is not None:
+                        if self._validate(bar):
+                            reason = "early stopping"
+                            break
+                    continue
+                if s.batch == 0:
+                    self.carry = None
+                batch = self.train_data.batch(s.epoch, s.batch)
+                self.opt.lr = self.schedule(s.step) * s.lr_scale
+                carry = self.carry if self.train_data.carries_state else None
+                stats, grads, new_carry = self.model.train_batch(batch, carry)
+                norm = clip_gradients(grads, c.clip_mode, c.clip_value)
+                mean_loss = stats["loss"] / max(stats["count"], 1)
+                if not (math.isfinite(mean_loss) and math.isfinite(norm)):
+                    s.batch += 1
+                    if self._bad_step(mean_loss, norm):
+                        reason = "losses stayed non-finite"
+                        break
+                    continue
+                s.bad_steps = 0
+                self.opt.step(grads)
+                self.carry = new_carry if _finite_state(new_carry) else None
+                s.step += 1
+                s.batch += 1
+                tokens_since += stats["count"]
+                rec = {"step": s.step, "epoch": s.epoch, "loss": mean_loss, "grad_norm": norm,
+                       "lr": self.opt.lr}
+                if "correct" in stats:
+                    rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
+                now = time.perf_counter()
+                if bar is not None or (c.log_every and s.step % c.log_every == 0):
+                    rec["tokens_per_s"] = tokens_since / max(now - t_since, 1e-9)
+                self._show(bar, rec)
+                if bar is None and c.log_every and s.step % c.log_every == 0:
+                    tokens_since, t_since = 0, now
+                evaluated = False
+                if c.eval_every and s.step % c.eval_every == 0 and self.val_data is not None:
+                    evaluated = True
+                    if self._validate(bar, rec):
+                        reason = "early stopping"
+                if (c.checkpoint_every and s.step % c.checkpoint_every == 0 and not evaluated):
+                    self._write_checkpoints(None)
+                s.history.append(rec)
+                if self.on_step is not None:
+                    self.on_step(self, rec)
+                if reason:
+                    break
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C)"
+        finally:
+            if bar is not None:
+                bar.close()
+        if c.checkpoint_dir is not None:
+            self.save_checkpoint(Path(c.checkpoint_dir) / "last.npz")
+        self.log(f"stopped: {reason} (step {s.step}, epoch {s.epoch})")
+        return {"stopped": reason, "step": s.step, "epoch": s.epoch, "best_val": s.best_val,
+                "history": s.history}
+
+    def _bad_step(self, loss: float, norm: float) -> bool:
+        """Handle a non-finite step; returns True when the run must stop."""
+        c, s = self.config, self.state
+        s.bad_steps += 1
+        self.carry = None
+        self.log(f"step {s.step + 1}: non-finite loss ({loss}) or gradient norm ({norm}); "
+                 f"update skipped ({s.bad_steps}/{c.max_bad_steps})")
+        if s.bad_steps < c.max_bad_steps:
+            return False
+        if s.restores >= c.max_restores:
+            self.log(f"stopping: losses stayed non-finite after {s.restores} restores; the last "
+                     "good weights are kept (lower the learning rate or clip harder)")
+            self._restore()
+            return True
+        s.restores += 1
+        s.bad_steps = 0
+        s.lr_scale *= c.lr_backoff
+        self._restore()
+        self.log(f"restored the last good weights; learning rate scaled by {s.lr_scale:g}")
+        return False
+
+    def _validate(self, bar, rec: dict | None = None) -> bool:
+        """Evaluate, update best/patience, write checkpoints; True to stop early."""
+        c, s = self.config, self.state
+        ev = self.evaluate()
+        val = ev.get("loss")
+        if rec is None:
+            rec = {"step": s.step, "epoch": s.epoch}
+            s.history.append(rec)
+        rec.update({f"val_{k}": v for k, v in ev.items()})
+        improved = val is not None and (s.best_val is None or val < s.best_val - c.min_delta)
+        if improved:
+            s.best_val, s.best_step, s.evals_since_best = val, s.step, 0
+        else:
+            s.evals_since_best += 1
+        self._snapshot()
+        self._write_checkpoints(val)
+        if improved and c.checkpoint_dir is not None:
+            self.save_checkpoint(Path(c.checkpoint_dir) / "best.npz")
+        msg = f"step {s.step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in ev.items())
+        if bar is not None:
+            bar.write(msg, file=sys.stderr)
+        else:
+            self.log(msg)
+        return c.patience is not None and s.evals_since_best >= c.patience
+
+    def _show(self, bar, rec: dict) -> None:
+        if bar is not None:
+            post = {"loss": f"{rec['loss']:.4f}"}
+            last_val = next((h["val_loss"] for h in reversed(self.state.history)
+                             if "val_loss" in h), None)
+            if last_val is not None:
+                post["val"] = f"{last_val:.4f}"
+            post["bpc"] = f"{rec['loss'] / LN2:.3f}"
+            if "tokens_per_s" in rec:
+                post["tok/s"] = f"{rec['tokens_per_s']:.0f}"
+            bar.set_postfix(post, refresh=False)
+            bar.update(1)
+        elif self.config.log_every and rec["step"] % self.config.log_every == 0:
+            self.log(f"step {rec['step']}: loss {rec['loss']:.4f}, grad norm "
+                     f"{rec['grad_norm']:.3f}, {rec.get('tokens_per_s', 0):.0f} tokens/s")
+
+
+def summarize(total: dict) -> dict:
+    """Summed stats {loss, count, correct?} -> mean loss, perplexity, bits per token,
+    accuracy."""
+    n = max(total.get("count", 0), 1)
+    loss = total["loss"] / n
+    out = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bpc": loss / LN2}
+    if "correct" in total:
+        out["accuracy"] = total["correct"] / n
+    return out
+
+
+def save_history(history: list, path) -> Path:
+    """Write the history as JSON (``.json``) or CSV (any other suffix)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(history, indent=1))
+        tmp.replace(path)
+        return path
+    keys: list[str] = []
+    for rec in history:
+        keys += [k for k in rec if k not in keys]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    tmp.replace(path)
+    return path
