@@ -24,7 +24,9 @@ def as_dtype(dtype, name: str = "dtype") -> np.dtype:
 
 
 def shape_str(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    """(2, 3) -> "(2, 3)"; (2,) -> "(2,)", as Python prints shapes."""
+    inner = ", ".join(str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
 def check_array(x, name: str, shape: tuple, dtype=None, finite: bool = True) -> np.ndarray:

@@ -1,0 +1,939 @@
+"""The seeds' step-by-step API: the functions of the "Sequence Models" course, week 1.
+
+"Building your Recurrent Neural Network - Step by Step" and "Dinosaurus Island -
+Character level language model", with the course's names, argument orders, shapes,
+parameter dicts, caches and gradient dicts, so that every equation can be seen and
+checked. Guide: ``docs/course.md``.
+
+Letters and layout (the course's **column layout**: one column per example)::
+
+    n_x  input features       n_a  hidden units       n_y  outputs
+    m    examples (batch)     T_x  time steps
+    x (n_x, m, T_x)   xt (n_x, m)   a (n_a, m, T_x)   a_prev, a_next (n_a, m)
+
+**One implementation of the math.** The recurrent steps are not written here: every
+function converts its column-layout arrays to the engine's row layout
+(:mod:`rnnkit.cells`, time-major ``(T, m, D)``, ``pre = x @ W_x + h @ W_h + b``) and
+calls :func:`~rnnkit.cells.direction_forward` / :func:`~rnnkit.cells.direction_backward`.
+Only the output layer ``softmax(Wya a + by)`` and the Dinosaurus loss live here.
+
+========  ====================================================================
+cell      conversion to the engine
+========  ====================================================================
+RNN       ``W_x = Wax.T``, ``W_h = Waa.T``, ``b = ba[:, 0]``
+LSTM      ``W = [Wi; Wf; Wc; Wo]`` (engine gate order i, f, g, o; Γu = i, c̃ = g):
+          ``W_h`` from the hidden columns ``[:, :n_a]``, ``W_x`` from the input
+          columns ``[:, n_a:]`` of each ``(n_a, n_a+n_x)`` matrix, transposed
+GRU       engine ``reset_after=False``, gates r, z, n with ``z = 1 - Γu``: the
+          engine's z-weights are ``-Wu`` and its z-bias ``-bu`` (so ``dWu = -dW_z``)
+========  ====================================================================
+
+The Dinosaurus functions (:func:`sample`, :func:`model`) reproduce the course's
+published outputs, which fix their randomness with ``np.random.seed``. That use of
+numpy's **global** random state is a deliberate compatibility exception confined to this
+module; the rest of rnnkit takes a ``np.random.Generator`` or a seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+
+import numpy as np
+
+from ._checks import check_array
+from .cells import DirCache, direction_backward, direction_forward
+
+__all__ = [
+    "softmax",
+    "rnn_cell_forward",
+    "rnn_forward",
+    "rnn_cell_backward",
+    "rnn_backward",
+    "lstm_cell_forward",
+    "lstm_forward",
+    "lstm_cell_backward",
+    "lstm_backward",
+    "gru_cell_forward",
+    "gru_forward",
+    "gru_cell_backward",
+    "gru_backward",
+    "clip",
+    "sample",
+    "optimize",
+    "model",
+    "load_dinos",
+    "char_maps",
+]
+
+
+# =========================================================================== checks
+def _fmt(dims, sizes) -> str:
+    sym = "(" + ", ".join(s for s, _ in dims) + ")"
+    num = "(" + ", ".join(str(n) for n in sizes) + ")"
+    return sym if sym == num else f"{sym} = {num}"
+
+
+def _check(x, name: str, dims, dtype=None) -> np.ndarray:
+    """Check a float array against ``dims`` = ((symbol, size or None), ...).
+
+    Non-float arrays raise TypeError; a wrong rank or size, or NaN/inf, ValueError. The
+    message names the argument and the expected shape both in symbols and in numbers.
+    """
+    x = check_array(x, name, tuple(s for s, _ in dims), dtype)
+    if any(n is not None and g != n for g, (_, n) in zip(x.shape, dims, strict=True)):
+        want = [n if n is not None else g for g, (_, n) in zip(x.shape, dims, strict=True)]
+        raise ValueError(
+            f"{name} must have shape {_fmt(dims, want)}, got "
+            f"({', '.join(str(g) for g in x.shape)})"
+        )
+    return x
+
+
+def _dtype(*arrays) -> np.dtype:
+    """float64 if any float array is float64, else float32 (non-floats are rejected later)."""
+    kinds = [a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    return np.result_type(np.float32, *kinds) if kinds else np.dtype(np.float64)
+
+
+def _params(parameters, names, fname: str) -> list:
+    """Return ``[parameters[n] for n in names]`` or raise a clear error."""
+    if not isinstance(parameters, Mapping):
+        raise TypeError(
+            f"parameters must be a dict with keys {', '.join(names)}, got "
+            f"{type(parameters).__name__}"
+        )
+    missing = [n for n in names if n not in parameters]
+    if missing:
+        raise ValueError(
+            f"parameters is missing {', '.join(repr(n) for n in missing)}: {fname} needs "
+            f"{', '.join(names)}"
+        )
+    return [parameters[n] for n in names]
+
+
+def _rnn_params(parameters, fname, dtype=None, output=True):
+    """Checked RNN parameters (Wax, Waa, ba[, Wya, by]) and the sizes n_x, n_a, n_y."""
+    names = ["Wax", "Waa", "ba"] + (["Wya", "by"] if output else [])
+    got = _params(parameters, names, fname)
+    dtype = dtype or _dtype(*got)
+    Wax = _check(got[0], "parameters['Wax']", (("n_a", None), ("n_x", None)), dtype)
+    n_a, n_x = Wax.shape
+    Waa = _check(got[1], "parameters['Waa']", (("n_a", n_a), ("n_a", n_a)), dtype)
+    ba = _check(got[2], "parameters['ba']", (("n_a", n_a), ("1", 1)), dtype)
+    out = {"Wax": Wax, "Waa": Waa, "ba": ba}
+    n_y = None
+    if output:
+        Wya = _check(got[3], "parameters['Wya']", (("n_y", None), ("n_a", n_a)), dtype)
+        n_y = Wya.shape[0]
+        out["Wya"] = Wya
+        out["by"] = _check(got[4], "parameters['by']", (("n_y", n_y), ("1", 1)), dtype)
+    return out, n_x, n_a, n_y
+
+
+def _gated_params(parameters, gates, fname, dtype=None, output=True):
+    """Checked LSTM/GRU parameters: W{g} (n_a, n_a+n_x), b{g} (n_a, 1) for each gate g."""
+    names = [p for g in gates for p in (f"W{g}", f"b{g}")] + (["Wy", "by"] if output else [])
+    got = _params(parameters, names, fname)
+    dtype = dtype or _dtype(*got)
+    first = f"W{gates[0]}"
+    W0 = _check(got[0], f"parameters['{first}']", (("n_a", None), ("n_a+n_x", None)), dtype)
+    n_a, cols = W0.shape
+    n_x = cols - n_a
+    if n_x < 1:
+        raise ValueError(
+            f"parameters['{first}'] must have shape (n_a, n_a+n_x) with n_x >= 1, got "
+            f"({n_a}, {cols})"
+        )
+    w_dims, b_dims = (("n_a", n_a), ("n_a+n_x", n_a + n_x)), (("n_a", n_a), ("1", 1))
+    out = {}
+    for k, name in enumerate(names[: 2 * len(gates)]):
+        dims = w_dims if name[0] == "W" else b_dims
+        out[name] = _check(got[k], f"parameters['{name}']", dims, dtype)
+    n_y = None
+    if output:
+        Wy = _check(got[-2], "parameters['Wy']", (("n_y", None), ("n_a", n_a)), dtype)
+        n_y = Wy.shape[0]
+        out["Wy"] = Wy
+        out["by"] = _check(got[-1], "parameters['by']", (("n_y", n_y), ("1", 1)), dtype)
+    return out, n_x, n_a, n_y
+
+
+def _cache_error(fname: str, what: str) -> TypeError:
+    return TypeError(f"cache must be the {what} returned by {fname}")
+
+
+def _cached_dtype(a_next) -> np.dtype:
+    """dtype of a cached state a_next (n_a, m), which must be a float array."""
+    if not isinstance(a_next, np.ndarray) or a_next.dtype.kind != "f" or a_next.ndim != 2:
+        raise TypeError("the cache's first entry must be the state a_next, a float array "
+                        f"(n_a, m), got {type(a_next).__name__}")
+    return a_next.dtype
+
+
+# =========================================================================== shared
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the rows of each column: z (n_y, m) -> probabilities (n_y, m).
+
+    Each column sums to 1 (the course's ``softmax`` of ``rnn_utils``; the maximum of each
+    column is subtracted first, so large logits do not overflow).
+    """
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    s = z - z.max(axis=0, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=0, keepdims=True))
+
+
+def _to_engine(x: np.ndarray) -> np.ndarray:
+    """Column layout (n, m, T) -> the engine's time-major rows (T, m, n), contiguous."""
+    return np.ascontiguousarray(x.transpose(2, 1, 0))
+
+
+def _outputs(W: np.ndarray, b: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """softmax(W a + b) at every step: hs (T, m, n_a) -> (n_y, m, T)."""
+    z = np.einsum("ya,tma->ytm", W, hs) + b[:, :, None]
+    return softmax(z).transpose(0, 2, 1)
+
+
+def _stack_gates(mats, n_a):
+    """Course gate matrices (n_a, n_a+n_x) -> engine W_x (n_x, G*n_a), W_h (n_a, G*n_a)."""
+    W_x = np.ascontiguousarray(np.concatenate([W[:, n_a:].T for W in mats], axis=1))
+    W_h = np.ascontiguousarray(np.concatenate([W[:, :n_a].T for W in mats], axis=1))
+    return W_x, W_h
+
+
+def _unstack_gate(grads, k, n_a, sign=1.0):
+    """Gate k of the engine's gradients -> course (dW (n_a, n_a+n_x), db (n_a, 1))."""
+    sl = slice(k * n_a, (k + 1) * n_a)
+    dW = np.concatenate([grads["W_h"][:, sl].T, grads["W_x"][:, sl].T], axis=1)
+    db = grads["b"][sl][:, None]
+    if sign != 1.0:
+        dW, db = -dW, -db
+    return dW, db
+
+
+# =========================================================================== RNN
+def _rnn_engine(p) -> dict:
+    return {"W_x": p["Wax"].T, "W_h": p["Waa"].T, "b": p["ba"][:, 0]}
+
+
+def rnn_cell_forward(xt, a_prev, parameters):
+    """One step of the basic RNN.
+
+    ``a_next = tanh(Waa a_prev + Wax xt + ba)``, ``yt_pred = softmax(Wya a_next + by)``.
+
+    Args:
+        xt: input at step t, (n_x, m).
+        a_prev: hidden state at step t-1, (n_a, m).
+        parameters: dict with ``Wax (n_a, n_x)``, ``Waa (n_a, n_a)``, ``Wya (n_y, n_a)``,
+            ``ba (n_a, 1)``, ``by (n_y, 1)``.
+    Returns:
+        a_next (n_a, m), yt_pred (n_y, m) (each column sums to 1) and
+        cache = ``(a_next, a_prev, xt, parameters)`` for :func:`rnn_cell_backward`.
+    """
+    dtype = _dtype(xt, a_prev, *(parameters.values() if isinstance(parameters, Mapping) else ()))
+    p, n_x, n_a, _ = _rnn_params(parameters, "rnn_cell_forward", dtype)
+    xt = _check(xt, "xt", (("n_x", n_x), ("m", None)), dtype)
+    m = xt.shape[1]
+    a_prev = _check(a_prev, "a_prev", (("n_a", n_a), ("m", m)), dtype)
+    dc = direction_forward("rnn", _rnn_engine(p), np.ascontiguousarray(xt.T)[None], a_prev.T)
+    a_next = dc.hs[1].T
+    yt_pred = _outputs(p["Wya"], p["by"], dc.hs[1:])[:, :, 0]
+    return a_next, yt_pred, (a_next, a_prev, xt, parameters)
+
+
+def rnn_forward(x, a0, parameters):
+    """The basic RNN over all T_x steps (one engine call for the whole sequence).
+
+    Args:
+        x: inputs of every step, (n_x, m, T_x).
+        a0: initial hidden state, (n_a, m).
+        parameters: as :func:`rnn_cell_forward`.
+    Returns:
+        a (n_a, m, T_x) hidden states, y_pred (n_y, m, T_x) predictions, and
+        caches = ``(list of T_x per-step caches (a_next, a_prev, xt, parameters), x)``.
+    """
+    dtype = _dtype(x, a0, *(parameters.values() if isinstance(parameters, Mapping) else ()))
+    p, n_x, n_a, _ = _rnn_params(parameters, "rnn_forward", dtype)
+    x = _check(x, "x", (("n_x", n_x), ("m", None), ("T_x", None)), dtype)
+    m = x.shape[1]
+    a0 = _check(a0, "a0", (("n_a", n_a), ("m", m)), dtype)
+    dc = direction_forward("rnn", _rnn_engine(p), _to_engine(x), a0.T)
+    a = np.ascontiguousarray(dc.hs[1:].transpose(2, 1, 0))
+    y_pred = _outputs(p["Wya"], p["by"], dc.hs[1:])
+    steps = [(dc.hs[t + 1].T, a0 if t == 0 else dc.hs[t].T, x[:, :, t], parameters)
+             for t in range(x.shape[2])]
+    return a, y_pred, (steps, x)
+
+
+def _rnn_rebuild(step_caches, T, fname):
+    """DirCache of the first T steps from course caches (a_next, a_prev, xt, parameters)."""
+    a1, a_prev0, x1, parameters = step_caches[0]
+    dtype = _cached_dtype(a1)
+    p, n_x, n_a, _ = _rnn_params(parameters, fname, dtype, output=False)
+    m = a1.shape[1]
+    hs = np.empty((T + 1, m, n_a), dtype=dtype)
+    xs = np.empty((T, m, n_x), dtype=dtype)
+    hs[0] = a_prev0.T
+    for t in range(T):
+        a_next, _, xt, _ = step_caches[t]
+        hs[t + 1] = a_next.T
+        xs[t] = xt.T
+    # the RNN's activated "gate" is the new state itself
+    return DirCache("rnn", xs, hs, hs[1:].copy(), _rnn_engine(p)), n_a, m
+
+
+def _rnn_grads(dx, dh0, grads):
+    return {"dWax": grads["W_x"].T, "dWaa": grads["W_h"].T, "dba": grads["b"][:, None]}, dx, dh0
+
+
+def rnn_cell_backward(da_next, cache):
+    """Backward pass of one RNN step (the output layer is not included).
+
+    ``dtanh = (1 - a_next**2) * da_next``; ``dxt = Wax^T dtanh``, ``da_prev = Waa^T dtanh``,
+    ``dWax = dtanh xt^T``, ``dWaa = dtanh a_prev^T``, ``dba = sum over m of dtanh``.
+
+    Args:
+        da_next: gradient of the loss w.r.t. a_next, (n_a, m).
+        cache: the cache of :func:`rnn_cell_forward`.
+    Returns:
+        dict ``dxt (n_x, m)``, ``da_prev (n_a, m)``, ``dWax (n_a, n_x)``,
+        ``dWaa (n_a, n_a)``, ``dba (n_a, 1)``.
+    """
+    if not isinstance(cache, tuple) or len(cache) != 4:
+        raise _cache_error("rnn_cell_forward", "tuple (a_next, a_prev, xt, parameters)")
+    dc, n_a, m = _rnn_rebuild([cache], 1, "rnn_cell_backward")
+    da_next = _check(da_next, "da_next", (("n_a", n_a), ("m", m)), dc.hs.dtype)
+    dx, dh0, _, grads = direction_backward(dc, None, dh_last=da_next.T)
+    g, dx, dh0 = _rnn_grads(dx, dh0, grads)
+    return {"dxt": dx[0].T, "da_prev": dh0.T, **g}
+
+
+def _check_seq_caches(caches, n_fields, fname, what):
+    if (not isinstance(caches, tuple) or len(caches) != 2 or not isinstance(caches[0], list)
+            or not caches[0] or not all(isinstance(c, tuple) and len(c) == n_fields
+                                        for c in caches[0])):
+        raise TypeError(f"caches must be the pair (list of per-step caches {what}, x) "
+                        f"returned by {fname}")
+    return caches[0]
+
+
+def _seq_steps(da, steps, n_a, fname):
+    """Check da (n_a, m, T) against the caches; T = da's steps (at most the cached ones)."""
+    m = steps[0][0].shape[1]
+    da = _check(da, "da", (("n_a", n_a), ("m", m), ("T_x", None)))
+    T = da.shape[2]
+    if not 1 <= T <= len(steps):
+        raise ValueError(f"da has {T} time steps but the caches of {fname} hold "
+                         f"{len(steps)}; expected 1 <= T_x <= {len(steps)}")
+    return da, T
+
+
+def rnn_backward(da, caches):
+    """Backpropagation through time for the basic RNN (one engine call).
+
+    Args:
+        da: gradient of the loss w.r.t. every hidden state, (n_a, m, T_x). Its number of
+            steps sets T_x (the first T_x cached steps are used).
+        caches: the caches of :func:`rnn_forward`.
+    Returns:
+        dict ``dx (n_x, m, T_x)``, ``da0 (n_a, m)``, ``dWax (n_a, n_x)``,
+        ``dWaa (n_a, n_a)``, ``dba (n_a, 1)``.
+    """
+    steps = _check_seq_caches(caches, 4, "rnn_forward", "(a_next, a_prev, xt, parameters)")
+    n_a = _check(steps[0][0], "caches[0][0][0] (a_next)", (("n_a", None), ("m", None))).shape[0]
+    da, T = _seq_steps(da, steps, n_a, "rnn_forward")
+    dc, n_a, m = _rnn_rebuild(steps, T, "rnn_backward")
+    dx, dh0, _, grads = direction_backward(dc, _to_engine(da.astype(dc.hs.dtype, copy=False)))
+    g, dx, dh0 = _rnn_grads(dx, dh0, grads)
+    return {"dx": np.ascontiguousarray(dx.transpose(2, 1, 0)), "da0": dh0.T, **g}
+
+
+# =========================================================================== LSTM
+_LSTM_GATES = ("i", "f", "c", "o")  # the engine's order i, f, g, o (g = c tilde)
+
+
+def _lstm_engine(p, n_a) -> dict:
+    W_x, W_h = _stack_gates([p[f"W{g}"] for g in _LSTM_GATES], n_a)
+    b = np.concatenate([p[f"b{g}"][:, 0] for g in _LSTM_GATES])
+    return {"W_x": W_x, "W_h": W_h, "b": b}
+
+
+def _lstm_step_cache(dc, t, n_a, a_prev, c_prev, xt, parameters):
+    g = dc.acts[t]
+    it, ft, cct, ot = (g[:, k * n_a:(k + 1) * n_a].T for k in range(4))
+    return (dc.hs[t + 1].T, dc.cs[t + 1].T, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
+
+
+def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+    """One step of the LSTM (the course's equations 1-6, with concat = [a_prev; xt])::
+
+        ft  = sigmoid(Wf concat + bf)      forget gate
+        it  = sigmoid(Wi concat + bi)      update gate (Γu)
+        cct = tanh(Wc concat + bc)         candidate c̃
+        c_next = ft * c_prev + it * cct
+        ot  = sigmoid(Wo concat + bo)      output gate
+        a_next = ot * tanh(c_next)         yt_pred = softmax(Wy a_next + by)
+
+    Args:
+        xt: (n_x, m); a_prev, c_prev: (n_a, m).
+        parameters: dict with ``Wf, Wi, Wc, Wo (n_a, n_a+n_x)`` (hidden-state columns
+            first), ``bf, bi, bc, bo (n_a, 1)``, ``Wy (n_y, n_a)``, ``by (n_y, 1)``.
+    Returns:
+        a_next (n_a, m), c_next (n_a, m), yt_pred (n_y, m), cache =
+        ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``.
+    """
+    vals = parameters.values() if isinstance(parameters, Mapping) else ()
+    dtype = _dtype(xt, a_prev, c_prev, *vals)
+    p, n_x, n_a, _ = _gated_params(parameters, ("f", "i", "c", "o"), "lstm_cell_forward",
+                                   dtype)
+    xt = _check(xt, "xt", (("n_x", n_x), ("m", None)), dtype)
+    m = xt.shape[1]
+    a_prev = _check(a_prev, "a_prev", (("n_a", n_a), ("m", m)), dtype)
+    c_prev = _check(c_prev, "c_prev", (("n_a", n_a), ("m", m)), dtype)
+    dc = direction_forward("lstm", _lstm_engine(p, n_a), np.ascontiguousarray(xt.T)[None],
+                           a_prev.T, c_prev.T)
+    yt_pred = _outputs(p["Wy"], p["by"], dc.hs[1:])[:, :, 0]
+    cache = _lstm_step_cache(dc, 0, n_a, a_prev, c_prev, xt, parameters)
+    return cache[0], cache[1], yt_pred, cache
+
+
+def lstm_forward(x, a0, parameters):
+    """The LSTM over all T_x steps, c<0> = 0 (one engine call for the whole sequence).
+
+    Args:
+        x: (n_x, m, T_x); a0: initial hidden state (n_a, m).
+        parameters: as :func:`lstm_cell_forward`.
+    Returns:
+        a (n_a, m, T_x), y (n_y, m, T_x), c (n_a, m, T_x) and caches =
+        ``(list of T_x per-step caches as lstm_cell_forward's, x)``.
+    """
+    vals = parameters.values() if isinstance(parameters, Mapping) else ()
+    dtype = _dtype(x, a0, *vals)
+    p, n_x, n_a, _ = _gated_params(parameters, ("f", "i", "c", "o"), "lstm_forward", dtype)
+    x = _check(x, "x", (("n_x", n_x), ("m", None), ("T_x", None)), dtype)
+    m = x.shape[1]
+    a0 = _check(a0, "a0", (("n_a", n_a), ("m", m)), dtype)
+    c0 = np.zeros((m, n_a), dtype=dtype)
+    dc = direction_forward("lstm", _lstm_engine(p, n_a), _to_engine(x), a0.T, c0)
+    a = np.ascontiguousarray(dc.hs[1:].transpose(2, 1, 0))
+    c = np.ascontiguousarray(dc.cs[1:].transpose(2, 1, 0))
+    y = _outputs(p["Wy"], p["by"], dc.hs[1:])
+    steps = [_lstm_step_cache(dc, t, n_a, a0 if t == 0 else dc.hs[t].T, dc.cs[t].T,
+                              x[:, :, t], parameters) for t in range(x.shape[2])]
+    return a, y, c, (steps, x)
+
+
+def _lstm_rebuild(step_caches, T, fname):
+    a1, _, _, _, _, _, _, _, x1, parameters = step_caches[0]
+    dtype = _cached_dtype(a1)
+    p, n_x, n_a, _ = _gated_params(parameters, ("f", "i", "c", "o"), fname, dtype,
+                                   output=False)
+    m = a1.shape[1]
+    hs = np.empty((T + 1, m, n_a), dtype=dtype)
+    cs = np.empty((T + 1, m, n_a), dtype=dtype)
+    acts = np.empty((T, m, 4 * n_a), dtype=dtype)
+    xs = np.empty((T, m, n_x), dtype=dtype)
+    hs[0], cs[0] = step_caches[0][2].T, step_caches[0][3].T
+    for t in range(T):
+        a_next, c_next, _, _, ft, it, cct, ot, xt, _ = step_caches[t]
+        hs[t + 1], cs[t + 1], xs[t] = a_next.T, c_next.T, xt.T
+        for k, gate in enumerate((it, ft, cct, ot)):  # engine order i, f, g, o
+            acts[t, :, k * n_a:(k + 1) * n_a] = gate.T
+    dc = DirCache("lstm", xs, hs, acts, _lstm_engine(p, n_a), cs=cs,
+                  aux={"tanh_c": np.tanh(cs[1:])})
+    return dc, n_a, m
+
+
+def _lstm_grads(grads, n_a):
+    out = {}
+    for k, g in enumerate(_LSTM_GATES):
+        out[f"dW{g}"], out[f"db{g}"] = _unstack_gate(grads, k, n_a)
+    return {k: out[k] for k in ("dWf", "dWi", "dWc", "dWo", "dbf", "dbi", "dbc", "dbo")}
+
+
+def lstm_cell_backward(da_next, dc_next, cache):
+    """Backward pass of one LSTM step (the output layer is not included).
+
+    With ``dc = dc_next + da_next * ot * (1 - tanh(c_next)**2)``::
+
+        dot  = da_next * tanh(c_next) * ot * (1 - ot)
+        dcct = dc * it * (1 - cct**2)       dit = dc * cct * it * (1 - it)
+        dft  = dc * c_prev * ft * (1 - ft)  dc_prev = dc * ft
+        dW_g = d_g [a_prev; xt]^T           db_g = sum over m of d_g
+        da_prev, dxt = the hidden / input columns of sum_g W_g^T d_g
+
+    Args:
+        da_next, dc_next: gradients w.r.t. a_next and c_next, (n_a, m).
+        cache: the cache of :func:`lstm_cell_forward`.
+    Returns:
+        dict ``dxt (n_x, m)``, ``da_prev (n_a, m)``, ``dc_prev (n_a, m)``,
+        ``dWf, dWi, dWc, dWo (n_a, n_a+n_x)``, ``dbf, dbi, dbc, dbo (n_a, 1)``.
+    """
+    if not isinstance(cache, tuple) or len(cache) != 10:
+        raise _cache_error("lstm_cell_forward",
+                           "tuple (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, "
+                           "parameters)")
+    dc, n_a, m = _lstm_rebuild([cache], 1, "lstm_cell_backward")
+    da_next = _check(da_next, "da_next", (("n_a", n_a), ("m", m)), dc.hs.dtype)
+    dc_next = _check(dc_next, "dc_next", (("n_a", n_a), ("m", m)), dc.hs.dtype)
+    dx, dh0, dc0, grads = direction_backward(dc, None, dh_last=da_next.T, dc_last=dc_next.T)
+    return {"dxt": dx[0].T, "da_prev": dh0.T, "dc_prev": dc0.T, **_lstm_grads(grads, n_a)}
+
+
+def lstm_backward(da, caches):
+    """Backpropagation through time for the LSTM (one engine call).
+
+    Args:
+        da: gradient of the loss w.r.t. every hidden state, (n_a, m, T_x); its number of
+            steps sets T_x (the first T_x cached steps are used, with no gradient
+            arriving at the cell state after step T_x).
+        caches: the caches of :func:`lstm_forward`.
+    Returns:
+        dict ``dx (n_x, m, T_x)``, ``da0 (n_a, m)``, ``dWf, dWi, dWc, dWo (n_a, n_a+n_x)``,
+        ``dbf, dbi, dbc, dbo (n_a, 1)``.
+    """
+    steps = _check_seq_caches(caches, 10, "lstm_forward",
+                              "(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, "
+                              "parameters)")
+    n_a = _check(steps[0][0], "caches[0][0][0] (a_next)", (("n_a", None), ("m", None))).shape[0]
+    da, T = _seq_steps(da, steps, n_a, "lstm_forward")
+    dc, n_a, m = _lstm_rebuild(steps, T, "lstm_backward")
+    dx, dh0, _, grads = direction_backward(dc, _to_engine(da.astype(dc.hs.dtype, copy=False)))
+    return {"dx": np.ascontiguousarray(dx.transpose(2, 1, 0)), "da0": dh0.T,
+            **_lstm_grads(grads, n_a)}
+
+
+# =========================================================================== GRU
+_GRU_GATES = ("r", "u", "c")  # the engine's order r, z, n with z = 1 - Γu and n = c tilde
+
+
+def _gru_engine(p, n_a) -> dict:
+    W_x, W_h = _stack_gates([p["Wr"], -p["Wu"], p["Wc"]], n_a)
+    b = np.concatenate([p["br"][:, 0], -p["bu"][:, 0], p["bc"][:, 0]])
+    return {"W_x": W_x, "W_h": W_h, "b": b}
+
+
+def _gru_step_cache(dc, t, n_a, a_prev, xt, parameters):
+    g = dc.acts[t]
+    rt, zt, cct = (g[:, k * n_a:(k + 1) * n_a].T for k in range(3))
+    return (dc.hs[t + 1].T, a_prev, 1.0 - zt, rt, cct, xt, parameters)
+
+
+def gru_cell_forward(xt, a_prev, parameters):
+    """One step of the GRU in the course's form (Cho et al., reset before the product)::
+
+        ut  = sigmoid(Wu [a_prev; xt] + bu)           update gate Γu
+        rt  = sigmoid(Wr [a_prev; xt] + br)           relevance (reset) gate Γr
+        cct = tanh(Wc [rt * a_prev; xt] + bc)         candidate c̃
+        a_next = c_next = ut * cct + (1 - ut) * a_prev
+        yt_pred = softmax(Wy a_next + by)
+
+    In the GRU the memory cell is the hidden state (c = a), so the state is called
+    ``a`` here as in the RNN and the LSTM.
+
+    Args:
+        xt: (n_x, m); a_prev: (n_a, m).
+        parameters: dict with ``Wu, Wr, Wc (n_a, n_a+n_x)`` (hidden-state columns first),
+            ``bu, br, bc (n_a, 1)``, ``Wy (n_y, n_a)``, ``by (n_y, 1)``.
+    Returns:
+        a_next (n_a, m), yt_pred (n_y, m), cache =
+        ``(a_next, a_prev, ut, rt, cct, xt, parameters)``.
+    """
+    vals = parameters.values() if isinstance(parameters, Mapping) else ()
+    dtype = _dtype(xt, a_prev, *vals)
+    p, n_x, n_a, _ = _gated_params(parameters, ("u", "r", "c"), "gru_cell_forward", dtype)
+    xt = _check(xt, "xt", (("n_x", n_x), ("m", None)), dtype)
+    m = xt.shape[1]
+    a_prev = _check(a_prev, "a_prev", (("n_a", n_a), ("m", m)), dtype)
+    dc = direction_forward("gru", _gru_engine(p, n_a), np.ascontiguousarray(xt.T)[None],
+                           a_prev.T, reset_after=False)
+    yt_pred = _outputs(p["Wy"], p["by"], dc.hs[1:])[:, :, 0]
+    cache = _gru_step_cache(dc, 0, n_a, a_prev, xt, parameters)
+    return cache[0], yt_pred, cache
+
+
+def gru_forward(x, a0, parameters):
+    """The GRU over all T_x steps (one engine call for the whole sequence).
+
+    Args:
+        x: (n_x, m, T_x); a0: initial state (n_a, m).
+        parameters: as :func:`gru_cell_forward`.
+    Returns:
+        a (n_a, m, T_x), y (n_y, m, T_x) and caches =
+        ``(list of T_x per-step caches as gru_cell_forward's, x)``.
+    """
+    vals = parameters.values() if isinstance(parameters, Mapping) else ()
+    dtype = _dtype(x, a0, *vals)
+    p, n_x, n_a, _ = _gated_params(parameters, ("u", "r", "c"), "gru_forward", dtype)
+    x = _check(x, "x", (("n_x", n_x), ("m", None), ("T_x", None)), dtype)
+    m = x.shape[1]
+    a0 = _check(a0, "a0", (("n_a", n_a), ("m", m)), dtype)
+    dc = direction_forward("gru", _gru_engine(p, n_a), _to_engine(x), a0.T, reset_after=False)
+    a = np.ascontiguousarray(dc.hs[1:].transpose(2, 1, 0))
+    y = _outputs(p["Wy"], p["by"], dc.hs[1:])
+    steps = [_gru_step_cache(dc, t, n_a, a0 if t == 0 else dc.hs[t].T, x[:, :, t], parameters)
+             for t in range(x.shape[2])]
+    return a, y, (steps, x)
+
+
+def _gru_rebuild(step_caches, T, fname):
+    a1, _, _, _, _, _, parameters = step_caches[0]
+    dtype = _cached_dtype(a1)
+    p, n_x, n_a, _ = _gated_params(parameters, ("u", "r", "c"), fname, dtype, output=False)
+    m = a1.shape[1]
+    hs = np.empty((T + 1, m, n_a), dtype=dtype)
+    acts = np.empty((T, m, 3 * n_a), dtype=dtype)
+    xs = np.empty((T, m, n_x), dtype=dtype)
+    hs[0] = step_caches[0][1].T
+    for t in range(T):
+        a_next, _, ut, rt, cct, xt, _ = step_caches[t]
+        hs[t + 1], xs[t] = a_next.T, xt.T
+        acts[t, :, :n_a] = rt.T
+        acts[t, :, n_a:2 * n_a] = 1.0 - ut.T  # the engine's z = 1 - Γu
+        acts[t, :, 2 * n_a:] = cct.T
+    hn = acts[:, :, :n_a] * hs[:-1]  # reset before the product: r * h_prev
+    dc = DirCache("gru", xs, hs, acts, _gru_engine(p, n_a), aux={"hn": hn}, reset_after=False)
+    return dc, n_a, m
+
+
+def _gru_grads(grads, n_a):
+    dWr, dbr = _unstack_gate(grads, 0, n_a)
+    dWu, dbu = _unstack_gate(grads, 1, n_a, sign=-1.0)  # z = 1 - Γu: engine z-weights = -Wu
+    dWc, dbc = _unstack_gate(grads, 2, n_a)
+    return {"dWu": dWu, "dWr": dWr, "dWc": dWc, "dbu": dbu, "dbr": dbr, "dbc": dbc}
+
+
+def gru_cell_backward(da_next, cache):
+    """Backward pass of one GRU step (the output layer is not included).
+
+    Args:
+        da_next: gradient w.r.t. a_next (= c_next), (n_a, m).
+        cache: the cache of :func:`gru_cell_forward`.
+    Returns:
+        dict ``dxt (n_x, m)``, ``da_prev (n_a, m)``, ``dWu, dWr, dWc (n_a, n_a+n_x)``,
+        ``dbu, dbr, dbc (n_a, 1)``.
+    """
+    if not isinstance(cache, tuple) or len(cache) != 7:
+        raise _cache_error("gru_cell_forward",
+                           "tuple (a_next, a_prev, ut, rt, cct, xt, parameters)")
+    dc, n_a, m = _gru_rebuild([cache], 1, "gru_cell_backward")
+    da_next = _check(da_next, "da_next", (("n_a", n_a), ("m", m)), dc.hs.dtype)
+    dx, dh0, _, grads = direction_backward(dc, None, dh_last=da_next.T)
+    return {"dxt": dx[0].T, "da_prev": dh0.T, **_gru_grads(grads, n_a)}
+
+
+def gru_backward(da, caches):
+    """Backpropagation through time for the GRU (one engine call).
+
+    Args:
+        da: gradient of the loss w.r.t. every state, (n_a, m, T_x); its number of steps
+            sets T_x (the first T_x cached steps are used).
+        caches: the caches of :func:`gru_forward`.
+    Returns:
+        dict ``dx (n_x, m, T_x)``, ``da0 (n_a, m)``, ``dWu, dWr, dWc (n_a, n_a+n_x)``,
+        ``dbu, dbr, dbc (n_a, 1)``.
+    """
+    steps = _check_seq_caches(caches, 7, "gru_forward",
+                              "(a_next, a_prev, ut, rt, cct, xt, parameters)")
+    n_a = _check(steps[0][0], "caches[0][0][0] (a_next)", (("n_a", None), ("m", None))).shape[0]
+    da, T = _seq_steps(da, steps, n_a, "gru_forward")
+    dc, n_a, m = _gru_rebuild(steps, T, "gru_backward")
+    dx, dh0, _, grads = direction_backward(dc, _to_engine(da.astype(dc.hs.dtype, copy=False)))
+    return {"dx": np.ascontiguousarray(dx.transpose(2, 1, 0)), "da0": dh0.T,
+            **_gru_grads(grads, n_a)}
+
+
+# =========================================================================== Dinosaurus
+_DINO_GRADS = ("dWaa", "dWax", "dWya", "db", "dby")
+
+
+def clip(gradients, maxValue):
+    """Clip every gradient element-wise to [-maxValue, maxValue], in place (as the course).
+
+    Args:
+        gradients: dict with ``dWaa, dWax, dWya, db, dby`` (float arrays of any shape);
+            the arrays themselves are clipped (``np.clip(..., out=...)``).
+        maxValue: positive number.
+    Returns:
+        a new dict holding exactly those five (clipped) arrays; other keys are dropped.
+    """
+    if isinstance(maxValue, bool) or not isinstance(maxValue, (int, float, np.floating,
+                                                                 np.integer)):
+        raise TypeError(f"maxValue must be a positive number, got {maxValue!r}")
+    if not maxValue > 0:
+        raise ValueError(f"maxValue must be a positive number, got {maxValue}")
+    got = _params(gradients, _DINO_GRADS, "clip")
+    for name, g in zip(_DINO_GRADS, got, strict=True):
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise TypeError(f"gradients['{name}'] must be a float numpy array, got "
+                            f"{getattr(g, 'dtype', type(g).__name__)}")
+        np.clip(g, -maxValue, maxValue, out=g)
+    return dict(zip(_DINO_GRADS, got, strict=True))
+
+
+def _dino_params(parameters, fname):
+    """Checked Dinosaurus parameters Wax (n_a, V), Waa, Wya (V, n_a), b (n_a, 1), by (V, 1)."""
+    names = ("Wax", "Waa", "Wya", "b", "by")
+    got = _params(parameters, names, fname)
+    dt = np.float64
+    Wax = _check(got[0], "parameters['Wax']", (("n_a", None), ("vocab_size", None)), dt)
+    n_a, V = Wax.shape
+    Waa = _check(got[1], "parameters['Waa']", (("n_a", n_a), ("n_a", n_a)), dt)
+    Wya = _check(got[2], "parameters['Wya']", (("vocab_size", V), ("n_a", n_a)), dt)
+    b = _check(got[3], "parameters['b']", (("n_a", n_a), ("1", 1)), dt)
+    by = _check(got[4], "parameters['by']", (("vocab_size", V), ("1", 1)), dt)
+    return {"Wax": Wax, "Waa": Waa, "Wya": Wya, "b": b, "by": by}, n_a, V
+
+
+def _dino_engine(p) -> dict:
+    return {"W_x": p["Wax"].T, "W_h": p["Waa"].T, "b": p["b"][:, 0]}
+
+
+def _check_newline(char_to_ix, V):
+    if not isinstance(char_to_ix, Mapping) or "\n" not in char_to_ix:
+        raise ValueError("char_to_ix must be a dict mapping characters to indices that "
+                         "includes the newline '\\n'")
+    nl = char_to_ix["\n"]
+    if isinstance(nl, bool) or not isinstance(nl, (int, np.integer)) or not 0 <= nl < V:
+        raise ValueError(f"char_to_ix['\\n'] must be an index in [0, {V}), got {nl!r}")
+    return int(nl)
+
+
+def sample(parameters, char_to_ix, seed):
+    """Sample a name, one character at a time, feeding each sample back in (the course's).
+
+    Starts from a zero input x<1> and a zero state. At each step: ``a = tanh(Wax x +
+    Waa a_prev + b)``, ``y = softmax(Wya a + by)``, then ``np.random.seed(counter + seed)``
+    and ``idx = np.random.choice(range(vocab_size), p=y)``; x becomes the one-hot of idx
+    and both ``seed`` and ``counter`` are incremented. Stops after the newline index or
+    after 50 characters (then a newline index is appended).
+
+    Uses numpy's global random state (the course's protocol, kept for reproducibility).
+
+    Args:
+        parameters: dict with ``Wax (n_a, vocab_size)``, ``Waa (n_a, n_a)``,
+            ``Wya (vocab_size, n_a)``, ``b (n_a, 1)``, ``by (vocab_size, 1)``.
+        char_to_ix: dict character -> index; must contain ``'\\n'``.
+        seed: int.
+    Returns:
+        list of the sampled indices (Python ints), ending with the newline index.
+    """
+    p, n_a, V = _dino_params(parameters, "sample")
+    newline = _check_newline(char_to_ix, V)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    engine = _dino_engine(p)
+    x = np.zeros((1, 1, V))
+    h = np.zeros((1, n_a))
+    indices: list[int] = []
+    idx, counter = -1, 0
+    while idx != newline and counter != 50:
+        h = direction_forward("rnn", engine, x, h).hs[1]  # (1, n_a)
+        y = softmax(p["Wya"] @ h.T + p["by"])
+        np.random.seed(counter + seed)  # noqa: NPY002 - the course's protocol
+        idx = int(np.random.choice(range(V), p=y.ravel()))  # noqa: NPY002
+        indices.append(idx)
+        x = np.zeros((1, 1, V))
+        x[0, 0, idx] = 1.0
+        seed += 1
+        counter += 1
+    if counter == 50:
+        indices.append(newline)
+    return indices
+
+
+def _dino_sequences(X, Y, V):
+    if not isinstance(X, (list, tuple)) or not isinstance(Y, (list, tuple)):
+        raise TypeError(f"X and Y must be lists of indices, got {type(X).__name__} and "
+                        f"{type(Y).__name__}")
+    if len(X) != len(Y) or not X:
+        raise ValueError(f"X and Y must be non-empty and of the same length, got {len(X)} "
+                         f"and {len(Y)}")
+    for name, seq, none_ok in (("X", X, True), ("Y", Y, False)):
+        for t, ix in enumerate(seq):
+            if ix is None and none_ok:
+                continue
+            if isinstance(ix, bool) or not isinstance(ix, (int, np.integer)) or not 0 <= ix < V:
+                allowed = f"an index in [0, {V})" + (" or None" if none_ok else "")
+                raise ValueError(f"{name}[{t}] must be {allowed}, got {ix!r}")
+
+
+def _dino_step(X, Y, a_prev, p, learning_rate):
+    """Forward, backward, clip at 5 and SGD update of ``p`` in place (inputs checked)."""
+    T, V = len(X), p["by"].shape[0]
+    x = np.zeros((T, 1, V))
+    for t, ix in enumerate(X):
+        if ix is not None:  # None is the zero input of the first step
+            x[t, 0, ix] = 1.0
+    dc = direction_forward("rnn", _dino_engine(p), x, a_prev.T)
+    A = dc.hs[1:, 0, :].T  # (n_a, T)
+    Z = p["Wya"] @ A + p["by"]  # (V, T)
+    cols = np.arange(T)
+    loss = float(-_log_softmax(Z)[Y, cols].sum())  # L = sum_t -log y_hat<t>[Y<t>]
+    dZ = softmax(Z)
+    dZ[Y, cols] -= 1.0
+    dA = p["Wya"].T @ dZ  # (n_a, T): what every step's output sends back to its state
+    _, _, _, g = direction_backward(dc, np.ascontiguousarray(dA.T)[:, None, :], need_dx=False)
+    gradients = {"dWaa": g["W_h"].T.copy(), "dWax": g["W_x"].T.copy(), "dWya": dZ @ A.T,
+                 "db": g["b"][:, None].copy(), "dby": dZ.sum(axis=1, keepdims=True)}
+    gradients = clip(gradients, 5)
+    for name in ("Wax", "Waa", "Wya", "b", "by"):
+        p[name] += -learning_rate * gradients["d" + name]
+    return loss, gradients, dc.hs[T].T.copy()
+
+
+def optimize(X, Y, a_prev, parameters, learning_rate=0.01):
+    """One step of the Dinosaurus training: forward, backward, clip at 5, SGD update.
+
+    Loss ``L = sum_t -log(y_hat<t>[Y[t]])`` of the character RNN; gradients clipped
+    element-wise to [-5, 5] (:func:`clip`); then ``W -= learning_rate * dW`` for every
+    parameter, in place in ``parameters`` (as the course).
+
+    Args:
+        X: list of T indices into the vocabulary; ``None`` means a zero input vector.
+        Y: list of T target indices (X shifted one to the left, then the newline).
+        a_prev: hidden state before the first step, (n_a, 1).
+        parameters: dict with ``Wax (n_a, vocab_size)``, ``Waa (n_a, n_a)``,
+            ``Wya (vocab_size, n_a)``, ``b (n_a, 1)``, ``by (vocab_size, 1)`` (float64;
+            updated in place).
+        learning_rate: positive number.
+    Returns:
+        loss (float), gradients (dict ``dWaa, dWax, dWya, db, dby``, clipped), and the
+        last hidden state a_last (n_a, 1).
+    """
+    p, n_a, V = _dino_params(parameters, "optimize")
+    if any(p[k] is not parameters[k] for k in p):
+        raise TypeError("parameters must hold float64 numpy arrays (they are updated in place)")
+    _dino_sequences(X, Y, V)
+    a_prev = _check(a_prev, "a_prev", (("n_a", n_a), ("1", 1)), np.float64)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)):
+        raise TypeError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate}")
+    return _dino_step(X, Y, a_prev, p, learning_rate)
+
+
+def _initialize_parameters(n_a, n_x, n_y):
+    np.random.seed(1)  # noqa: NPY002 - the course's protocol
+    Wax = np.random.randn(n_a, n_x) * 0.01  # noqa: NPY002
+    Waa = np.random.randn(n_a, n_a) * 0.01  # noqa: NPY002
+    Wya = np.random.randn(n_y, n_a) * 0.01  # noqa: NPY002
+    return {"Wax": Wax, "Waa": Waa, "Wya": Wya, "b": np.zeros((n_a, 1)),
+            "by": np.zeros((n_y, 1))}
+
+
+def _get_sample(indices, ix_to_char) -> str:
+    txt = "".join(ix_to_char[ix] for ix in indices)
+    return txt[0].upper() + txt[1:]
+
+
+def model(data_x, ix_to_char, char_to_ix, num_iterations=35000, n_a=50, dino_names=7,
+          vocab_size=27, verbose=False):
+    """Train the Dinosaurus character-level RNN and print sampled names (the course's).
+
+    Protocol (it reproduces the course's printed output for the same inputs):
+    parameters from ``np.random.seed(1)``: ``Wax, Waa, Wya ~ randn * 0.01`` drawn in
+    that order, biases zero; smoothed loss starting at ``-log(1/vocab_size) * dino_names``,
+    updated as ``0.999 * loss + 0.001 * current``; the examples are the stripped lines,
+    shuffled once after ``np.random.seed(0)``; iteration j trains on
+    ``examples[j % len(examples)]`` with ``X = [None] + indices`` and
+    ``Y = indices + [newline]`` through :func:`optimize` (learning rate 0.01), carrying the
+    hidden state across iterations. Every 2000 iterations it prints
+    ``Iteration: %d, Loss: %f`` and ``dino_names`` names from :func:`sample` with seeds
+    0, 1, 2, ... (first letter capitalised).
+
+    Uses numpy's global random state (the course's protocol, kept for reproducibility).
+
+    Args:
+        data_x: the training names, a list of strings, one name per line, already
+            lower-cased, as the course calls it: ``model(data.split("\\n"), ...)``.
+        ix_to_char: dict index -> character; char_to_ix: dict character -> index
+            (see :func:`char_maps`).
+        num_iterations: number of SGD steps (one name each).
+        n_a: hidden units. dino_names: names sampled at each report.
+        vocab_size: number of characters (indices 0 .. vocab_size-1).
+        verbose: also print the course's debugging lines (X and Y of the first example).
+    Returns:
+        parameters (dict ``Wax (n_a, vocab_size)``, ``Waa (n_a, n_a)``,
+        ``Wya (vocab_size, n_a)``, ``b (n_a, 1)``, ``by (vocab_size, 1)``) and the last
+        sampled name (capitalised, ending with ``'\\n'``; ``"abc"`` if none was sampled).
+    """
+    if isinstance(data_x, str) or not isinstance(data_x, (list, tuple)):
+        raise TypeError("data_x must be a list of names (strings), e.g. "
+                        f"load_dinos().split('\\n'), got {type(data_x).__name__}")
+    for name, val, least in (("num_iterations", num_iterations, 0), ("n_a", n_a, 1),
+                             ("dino_names", dino_names, 0), ("vocab_size", vocab_size, 1)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {val!r}")
+    examples = []
+    for i, line in enumerate(data_x):
+        if not isinstance(line, str):
+            raise TypeError(f"data_x[{i}] must be a string, got {type(line).__name__}")
+        examples.append(line.strip())
+    if not examples:
+        raise ValueError("data_x must hold at least one name")
+    if not isinstance(char_to_ix, Mapping) or not isinstance(ix_to_char, Mapping):
+        raise TypeError("char_to_ix and ix_to_char must be dicts (see char_maps)")
+    newline = _check_newline(char_to_ix, vocab_size)
+    for i, name in enumerate(examples):
+        for ch in name:
+            ix = char_to_ix.get(ch)
+            if ix is None or not 0 <= ix < vocab_size:
+                raise ValueError(f"data_x[{i}] = {name!r} has the character {ch!r}, which "
+                                 f"char_to_ix does not map into [0, {vocab_size})")
+    for ix in range(vocab_size):
+        if ix not in ix_to_char:
+            raise ValueError(f"ix_to_char has no character for index {ix}")
+
+    parameters = _initialize_parameters(n_a, vocab_size, vocab_size)
+    loss = -np.log(1.0 / vocab_size) * dino_names
+    np.random.seed(0)  # noqa: NPY002 - the course's protocol
+    np.random.shuffle(examples)  # noqa: NPY002
+    a_prev = np.zeros((n_a, 1))
+    last_dino_name = "abc"
+    for j in range(num_iterations):
+        idx = j % len(examples)
+        single_example_ix = [char_to_ix[ch] for ch in examples[idx]]
+        X = [None] + single_example_ix
+        Y = single_example_ix + [newline]
+        curr_loss, _, a_prev = _dino_step(X, Y, a_prev, parameters, 0.01)
+        if verbose and j in (0, len(examples) - 1, len(examples)):
+            print("j = ", j, "idx = ", idx)
+        if verbose and j == 0:
+            print("single_example =", examples[idx])
+            print("single_example_chars", list(examples[idx]))
+            print("single_example_ix", single_example_ix)
+            print(" X = ", X, "\n", "Y =       ", Y, "\n")
+        loss = loss * 0.999 + curr_loss * 0.001
+        if j % 2000 == 0:
+            print(f"Iteration: {j}, Loss: {loss:f}" + "\n")
+            for seed in range(dino_names):
+                last_dino_name = _get_sample(sample(parameters, char_to_ix, seed), ix_to_char)
+                print(last_dino_name.replace("\n", ""))
+            print("\n")
+    return parameters, last_dino_name
+
+
+def load_dinos() -> str:
+    """The course's ``dinos.txt`` (1,536 dinosaur names, one per line), lower-cased.
+
+    Returns the text (19,909 characters, no trailing newline); ``text.split("\\n")`` is
+    the list of names that :func:`model` takes.
+    """
+    return resources.files("rnnkit").joinpath("data/dinos.txt").read_text("ascii").lower()
+
+
+def char_maps(text: str):
+    """The course's vocabulary maps: sorted characters of ``text``, enumerated.
+
+    For the dinosaur names: ``'\\n' -> 0``, ``'a' -> 1``, ..., ``'z' -> 26``.
+    Returns ``char_to_ix`` (dict str -> int) and ``ix_to_char`` (dict int -> str).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    chars = sorted(set(text))
+    return {ch: i for i, ch in enumerate(chars)}, dict(enumerate(chars))

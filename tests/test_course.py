@@ -1,0 +1,769 @@
+"""The course API (rnnkit.course): published outputs, finite differences, layer parity, errors.
+
+Published values come from the deeplearning.ai "Sequence Models" week-1 notebooks
+("Building your Recurrent Neural Network - Step by Step", "Dinosaurus Island"); each test
+rebuilds the notebook's seeded inputs. docs/course.md lists the versions and the
+published values that are not the gradient (and why).
+"""
+
+import contextlib
+import copy
+import io
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import course as C
+from rnnkit.gradcheck import numerical_gradient, rel_error
+
+LSTM_DRAW = [("Wf", (5, 8)), ("bf", (5, 1)), ("Wi", (5, 8)), ("bi", (5, 1)), ("Wo", (5, 8)),
+             ("bo", (5, 1)), ("Wc", (5, 8)), ("bc", (5, 1))]
+
+
+def draw(spec):
+    """The notebooks draw parameters one after the other from the global seeded stream."""
+    return {k: np.random.randn(*s) for k, s in spec}  # noqa: NPY002
+
+
+# ============================================================== published forward values
+def test_rnn_cell_forward_published():
+    np.random.seed(1)  # noqa: NPY002
+    xt, a_prev = np.random.randn(3, 10), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw([("Waa", (5, 5)), ("Wax", (5, 3)), ("Wya", (2, 5)), ("ba", (5, 1)), ("by", (2, 1))])
+    a_next, yt_pred, cache = C.rnn_cell_forward(xt, a_prev, p)
+    np.testing.assert_allclose(a_next[4], [0.59584544, 0.18141802, 0.61311866, 0.99808218,
+                                           0.85016201, 0.99980978, -0.18887155, 0.99815551,
+                                           0.6531151, 0.82872037], atol=1e-8)
+    np.testing.assert_allclose(yt_pred[1], [0.9888161, 0.01682021, 0.21140899, 0.36817467,
+                                            0.98988387, 0.88945212, 0.36920224, 0.9966312,
+                                            0.9982559, 0.17746526], atol=1e-8)
+    assert a_next.shape == (5, 10) and yt_pred.shape == (2, 10)
+    np.testing.assert_allclose(yt_pred.sum(axis=0), 1.0, rtol=1e-14)
+    assert len(cache) == 4 and cache[1] is a_prev and cache[2] is xt and cache[3] is p
+
+
+def test_rnn_forward_published():
+    np.random.seed(1)  # noqa: NPY002
+    x, a0 = np.random.randn(3, 10, 4), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw([("Waa", (5, 5)), ("Wax", (5, 3)), ("Wya", (2, 5)), ("ba", (5, 1)), ("by", (2, 1))])
+    a, y_pred, caches = C.rnn_forward(x, a0, p)
+    np.testing.assert_allclose(a[4][1], [-0.99999375, 0.77911235, -0.99861469, -0.99833267],
+                               atol=1e-8)
+    np.testing.assert_allclose(y_pred[1][3], [0.79560373, 0.86224861, 0.11118257, 0.81515947],
+                               atol=1e-8)
+    np.testing.assert_allclose(caches[1][1][3], [-1.1425182, -0.34934272, -0.20889423,
+                                                 0.58662319], atol=1e-8)
+    assert a.shape == (5, 10, 4) and y_pred.shape == (2, 10, 4) and len(caches) == 2
+    # the per-step caches are the course's (a_next, a_prev, xt, parameters)
+    steps = caches[0]
+    assert len(steps) == 4 and steps[0][1] is a0
+    for t in range(4):
+        np.testing.assert_array_equal(steps[t][0], a[:, :, t])
+        np.testing.assert_array_equal(steps[t][2], x[:, :, t])
+        if t:
+            np.testing.assert_array_equal(steps[t][1], a[:, :, t - 1])
+
+
+def test_lstm_cell_forward_published():
+    np.random.seed(1)  # noqa: NPY002
+    xt, a_prev, c_prev = (np.random.randn(*s) for s in ((3, 10), (5, 10), (5, 10)))  # noqa: NPY002
+    p = draw(LSTM_DRAW + [("Wy", (2, 5)), ("by", (2, 1))])
+    a_next, c_next, yt, cache = C.lstm_cell_forward(xt, a_prev, c_prev, p)
+    np.testing.assert_allclose(a_next[4], [-0.66408471, 0.0036921, 0.02088357, 0.22834167,
+                                           -0.85575339, 0.00138482, 0.76566531, 0.34631421,
+                                           -0.00215674, 0.43827275], atol=1e-8)
+    np.testing.assert_allclose(c_next[2], [0.63267805, 1.00570849, 0.35504474, 0.20690913,
+                                           -1.64566718, 0.11832942, 0.76449811, -0.0981561,
+                                           -0.74348425, -0.26810932], atol=1e-8)
+    np.testing.assert_allclose(yt[1], [0.79913913, 0.15986619, 0.22412122, 0.15606108,
+                                       0.97057211, 0.31146381, 0.00943007, 0.12666353,
+                                       0.39380172, 0.07828381], atol=1e-8)
+    np.testing.assert_allclose(cache[1][3], [-0.16263996, 1.03729328, 0.72938082, -0.54101719,
+                                             0.02752074, -0.30821874, 0.07651101, -1.03752894,
+                                             1.41219977, -0.37647422], atol=1e-8)
+    assert len(cache) == 10
+    # the cached gates are the seeds' equations (1)-(6)
+    _, _, _, _, ft, it, cct, ot, _, _ = cache
+    np.testing.assert_allclose(c_next, ft * c_prev + it * cct, rtol=1e-13)
+    np.testing.assert_allclose(a_next, ot * np.tanh(c_next), rtol=1e-13)
+    concat = np.vstack([a_prev, xt])
+    np.testing.assert_allclose(ft, 1 / (1 + np.exp(-(p["Wf"] @ concat + p["bf"]))), rtol=1e-13)
+
+
+def test_lstm_forward_published():
+    np.random.seed(1)  # noqa: NPY002
+    x, a0 = np.random.randn(3, 10, 7), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw(LSTM_DRAW + [("Wy", (2, 5)), ("by", (2, 1))])
+    a, y, c, caches = C.lstm_forward(x, a0, p)
+    assert a[4][3][6] == pytest.approx(0.172117767533, abs=1e-12)
+    assert y[1][4][3] == pytest.approx(0.95087346185, abs=1e-11)
+    assert c[1][2][1] == pytest.approx(-0.855544916718, abs=1e-12)
+    np.testing.assert_allclose(caches[1][1][1], [0.82797464, 0.23009474, 0.76201118, -0.22232814,
+                                                 -0.20075807, 0.18656139, 0.41005165], atol=1e-8)
+    assert a.shape == c.shape == (5, 10, 7) and y.shape == (2, 10, 7) and len(caches) == 2
+    assert len(caches[0]) == 7 and all(len(s) == 10 for s in caches[0])
+
+
+# ============================================================== published backward values
+def _rnn_backward_case():
+    np.random.seed(1)  # noqa: NPY002
+    x, a0 = np.random.randn(3, 10, 4), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw([("Wax", (5, 3)), ("Waa", (5, 5)), ("Wya", (2, 5)), ("ba", (5, 1)), ("by", (2, 1))])
+    _, _, caches = C.rnn_forward(x, a0, p)
+    return x, a0, p, caches, np.random.randn(5, 10, 4)  # noqa: NPY002
+
+
+def test_rnn_cell_backward_published():
+    # the 2021 notebook (parameters drawn Wax, Waa, Wya, ba, by)
+    np.random.seed(1)  # noqa: NPY002
+    xt, a_prev = np.random.randn(3, 10), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw([("Wax", (5, 3)), ("Waa", (5, 5)), ("Wya", (2, 5)), ("ba", (5, 1)), ("by", (2, 1))])
+    _, _, cache = C.rnn_cell_forward(xt, a_prev, p)
+    g = C.rnn_cell_backward(np.random.randn(5, 10), cache)  # noqa: NPY002
+    assert g["dxt"][1][2] == pytest.approx(-1.3872130506, abs=1e-10)
+    assert g["da_prev"][2][3] == pytest.approx(-0.152399493774, abs=1e-12)
+    assert g["dWax"][3][1] == pytest.approx(0.410772824935, abs=1e-12)
+    assert g["dWaa"][1][2] == pytest.approx(1.15034506685, abs=1e-11)
+    assert g["dba"][4, 0] == pytest.approx(0.20023491, abs=1e-8)
+    assert {k: v.shape for k, v in g.items()} == {
+        "dxt": (3, 10), "da_prev": (5, 10), "dWax": (5, 3), "dWaa": (5, 5), "dba": (5, 1)}
+
+
+def test_rnn_cell_backward_v2_value_comes_from_a_stale_ba():
+    # "v2" prints dxt[1][2] = -0.46056410305888: its test cell draws `b` but passes the `ba`
+    # left over from the rnn_forward cell. With that ba our function gives the same numbers.
+    np.random.seed(1)  # noqa: NPY002
+    for shape in ((3, 10, 4), (5, 10), (5, 5), (5, 3), (2, 5)):
+        np.random.randn(*shape)  # noqa: NPY002
+    stale_ba = np.random.randn(5, 1)  # noqa: NPY002
+    np.random.seed(1)  # noqa: NPY002
+    xt, a_prev = np.random.randn(3, 10), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw([("Wax", (5, 3)), ("Waa", (5, 5)), ("Wya", (2, 5)), ("b", (5, 1)), ("by", (2, 1))])
+    p["ba"] = stale_ba
+    _, _, cache = C.rnn_cell_forward(xt, a_prev, p)
+    g = C.rnn_cell_backward(np.random.randn(5, 10), cache)  # noqa: NPY002
+    assert g["dxt"][1][2] == pytest.approx(-0.4605641030588796, abs=1e-13)
+    assert g["da_prev"][2][3] == pytest.approx(0.08429686538067674, abs=1e-13)
+    assert g["dWax"][3][1] == pytest.approx(0.3930818739219304, abs=1e-13)
+    assert g["dWaa"][1][2] == pytest.approx(-0.2848395578696066, abs=1e-13)
+    assert g["dba"][4, 0] == pytest.approx(0.80517166, abs=1e-8)
+
+
+def test_rnn_backward_published():
+    _, _, _, caches, da = _rnn_backward_case()
+    g = C.rnn_backward(da, caches)
+    np.testing.assert_allclose(g["dx"][1][2], [-2.07101689, -0.59255627, 0.02466855,
+                                               0.01483317], atol=1e-8)
+    assert g["da0"][2][3] == pytest.approx(-0.314942375127, abs=1e-12)
+    assert g["dWax"][3][1] == pytest.approx(11.2641044965, abs=1e-10)
+    assert g["dWaa"][1][2] == pytest.approx(2.30333312658, abs=1e-11)
+    assert g["dba"][4, 0] == pytest.approx(-0.74747722, abs=1e-8)
+
+
+def test_rnn_backward_published_case_is_the_gradient():
+    x, a0, p, caches, da = _rnn_backward_case()
+    g = C.rnn_backward(da, caches)
+
+    def loss():
+        return float((C.rnn_forward(x, a0, p)[0] * da).sum())
+
+    for name in ("Wax", "Waa", "ba"):
+        assert rel_error(numerical_gradient(loss, p[name]), g["d" + name]) < 1e-8
+    assert rel_error(numerical_gradient(loss, x), g["dx"]) < 1e-8
+    assert rel_error(numerical_gradient(loss, a0), g["da0"]) < 1e-8
+
+
+def _lstm_cell_backward_case():
+    np.random.seed(1)  # noqa: NPY002
+    xt, a_prev, c_prev = (np.random.randn(*s) for s in ((3, 10), (5, 10), (5, 10)))  # noqa: NPY002
+    p = draw(LSTM_DRAW + [("Wy", (2, 5)), ("by", (2, 1))])
+    *_, cache = C.lstm_cell_forward(xt, a_prev, c_prev, p)
+    da_next, dc_next = np.random.randn(5, 10), np.random.randn(5, 10)  # noqa: NPY002
+    return xt, a_prev, c_prev, p, cache, da_next, dc_next
+
+
+def test_lstm_cell_backward_published():
+    *_, cache, da_next, dc_next = _lstm_cell_backward_case()
+    g = C.lstm_cell_backward(da_next, dc_next, cache)
+    expected = {("dxt", 1, 2): 3.23055911511, ("da_prev", 2, 3): -0.0639621419711,
+                ("dc_prev", 2, 3): 0.797522038797, ("dWf", 3, 1): -0.147954838164,
+                ("dWi", 1, 2): 1.05749805523, ("dWc", 3, 1): 2.30456216369,
+                ("dWo", 1, 2): 0.331311595289, ("dbf", 4, 0): 0.18864637,
+                ("dbi", 4, 0): -0.40142491, ("dbc", 4, 0): 0.25587763, ("dbo", 4, 0): 0.13893342}
+    for (name, i, j), want in expected.items():
+        assert g[name][i][j] == pytest.approx(want, abs=1e-8), name
+    shapes = {k: v.shape for k, v in g.items()}
+    assert shapes == {"dxt": (3, 10), "da_prev": (5, 10), "dc_prev": (5, 10), "dWf": (5, 8),
+                      "dWi": (5, 8), "dWc": (5, 8), "dWo": (5, 8), "dbf": (5, 1), "dbi": (5, 1),
+                      "dbc": (5, 1), "dbo": (5, 1)}
+
+
+def _lstm_backward_case():
+    np.random.seed(1)  # noqa: NPY002
+    x, a0 = np.random.randn(3, 10, 7), np.random.randn(5, 10)  # noqa: NPY002
+    p = draw(LSTM_DRAW)
+    p["Wy"], p["by"] = np.zeros((2, 5)), np.zeros((2, 1))
+    *_, caches = C.lstm_forward(x, a0, p)
+    return x, a0, p, caches, np.random.randn(5, 10, 4)  # noqa: NPY002
+
+
+# The 2021 notebook's expected output (da has 4 steps, the forward 7): the true gradient.
+LSTM_BACKWARD_2021 = {("da0", 2, 3): 0.312770310257, ("dWf", 3, 1): -0.0809802310938,
+                      ("dWi", 1, 2): 0.40512433093, ("dWc", 3, 1): -0.0793746735512,
+                      ("dWo", 1, 2): 0.038948775763, ("dbf", 4, 0): -0.15745657,
+                      ("dbi", 4, 0): -0.50848333, ("dbc", 4, 0): -0.42510818,
+                      ("dbo", 4, 0): -0.17958196}
+# The "v2" notebook's printed output: its lstm_backward never passed da_prev / dc_prev back
+# to the earlier steps, so these are NOT the gradient (only the last step's dx agrees).
+LSTM_BACKWARD_V2 = {("da0", 2, 3): -0.0959115019540047, ("dWf", 3, 1): -0.06981985612744011,
+                    ("dWi", 1, 2): 0.10237182024854766, ("dWc", 3, 1): -0.062498379492745254,
+                    ("dWo", 1, 2): 0.04843891314443009, ("dbf", 4, 0): -0.0565788,
+                    ("dbi", 4, 0): -0.15399065, ("dbc", 4, 0): -0.29691142,
+                    ("dbo", 4, 0): -0.29798344}
+
+
+def test_lstm_backward_published():
+    *_, caches, da = _lstm_backward_case()
+    g = C.lstm_backward(da, caches)
+    np.testing.assert_allclose(g["dx"][1][2], [0.00218254, 0.28205375, -0.48292508,
+                                               -0.43281115], atol=1e-8)
+    for (name, i, j), want in LSTM_BACKWARD_2021.items():
+        assert g[name][i][j] == pytest.approx(want, abs=1e-8), name
+    assert g["dx"].shape == (3, 10, 4) and g["da0"].shape == (5, 10)
+
+
+def test_lstm_backward_v2_values_are_not_the_gradient():
+    x, a0, p, caches, da = _lstm_backward_case()
+    # the v2 numbers are per-step gradients with nothing carried back through a and c ...
+    totals, dx = {}, np.zeros((3, 10, 4))
+    for t in reversed(range(4)):
+        g = C.lstm_cell_backward(da[:, :, t], np.zeros((5, 10)), caches[0][t])
+        dx[:, :, t] = g["dxt"]
+        for k, v in g.items():
+            if k[:2] in ("dW", "db"):
+                totals[k] = totals.get(k, 0) + v
+    totals["da0"] = g["da_prev"]
+    np.testing.assert_allclose(dx[1][2], [-0.00173313, 0.08287442, -0.30545663, -0.43281115],
+                               atol=1e-8)
+    for (name, i, j), want in LSTM_BACKWARD_V2.items():
+        assert totals[name][i][j] == pytest.approx(want, abs=1e-8), name
+    # ... while finite differences of sum(a[:, :, :4] * da) agree with lstm_backward
+    g = C.lstm_backward(da, caches)
+
+    def loss():
+        return float((C.lstm_forward(x, a0, p)[0][:, :, :4] * da).sum())
+
+    for name in ("Wf", "Wi", "bc", "bo"):
+        num = numerical_gradient(loss, p[name])
+        assert rel_error(num, g["d" + name]) < 1e-8
+        assert rel_error(num, totals["d" + name]) > 1e-2
+    assert rel_error(numerical_gradient(loss, a0), g["da0"]) < 1e-8
+
+
+# ============================================================== finite differences
+def _rnn_params(rng, n_x, n_a, n_y):
+    return {"Wax": rng.standard_normal((n_a, n_x)), "Waa": rng.standard_normal((n_a, n_a)) * 0.5,
+            "Wya": rng.standard_normal((n_y, n_a)), "ba": rng.standard_normal((n_a, 1)),
+            "by": rng.standard_normal((n_y, 1))}
+
+
+def _gated_params(rng, gates, n_x, n_a, n_y):
+    p = {}
+    for g in gates:
+        p["W" + g] = rng.standard_normal((n_a, n_a + n_x)) * 0.6
+        p["b" + g] = rng.standard_normal((n_a, 1))
+    p["Wy"], p["by"] = rng.standard_normal((n_y, n_a)), rng.standard_normal((n_y, 1))
+    return p
+
+
+def _assert_grads(loss, arrays, grads, tol=1e-7):
+    for name, arr in arrays.items():
+        err = rel_error(numerical_gradient(loss, arr), grads[name])
+        assert err < tol, (name, err)
+
+
+def test_rnn_cell_backward_finite_differences():
+    rng = np.random.default_rng(0)
+    p = _rnn_params(rng, 3, 4, 2)
+    xt, a_prev = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2))
+    g = C.rnn_cell_backward(R, C.rnn_cell_forward(xt, a_prev, p)[2])
+
+    def loss():
+        return float((C.rnn_cell_forward(xt, a_prev, p)[0] * R).sum())
+
+    _assert_grads(loss, {"dxt": xt, "da_prev": a_prev, "dWax": p["Wax"], "dWaa": p["Waa"],
+                         "dba": p["ba"]}, g)
+
+
+def test_rnn_backward_finite_differences():
+    rng = np.random.default_rng(1)
+    p = _rnn_params(rng, 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2, 5))
+    g = C.rnn_backward(R, C.rnn_forward(x, a0, p)[2])
+
+    def loss():
+        return float((C.rnn_forward(x, a0, p)[0] * R).sum())
+
+    _assert_grads(loss, {"dx": x, "da0": a0, "dWax": p["Wax"], "dWaa": p["Waa"],
+                         "dba": p["ba"]}, g)
+
+
+def test_lstm_cell_backward_finite_differences():
+    rng = np.random.default_rng(2)
+    p = _gated_params(rng, "fico", 3, 4, 2)
+    xt, a_prev, c_prev = (rng.standard_normal(s) for s in ((3, 2), (4, 2), (4, 2)))
+    Ra, Rc = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    g = C.lstm_cell_backward(Ra, Rc, C.lstm_cell_forward(xt, a_prev, c_prev, p)[3])
+
+    def loss():
+        a_next, c_next, _, _ = C.lstm_cell_forward(xt, a_prev, c_prev, p)
+        return float((a_next * Ra).sum() + (c_next * Rc).sum())
+
+    arrays = {"dxt": xt, "da_prev": a_prev, "dc_prev": c_prev}
+    arrays.update({f"d{k}": p[k] for k in ("Wf", "Wi", "Wc", "Wo", "bf", "bi", "bc", "bo")})
+    _assert_grads(loss, arrays, g)
+
+
+@pytest.mark.parametrize("T_da", [4, 2])
+def test_lstm_backward_finite_differences(T_da):
+    # T_da < T_x: the number of steps comes from da (the course's own test does this)
+    rng = np.random.default_rng(3)
+    p = _gated_params(rng, "fico", 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 4)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2, T_da))
+    g = C.lstm_backward(R, C.lstm_forward(x, a0, p)[3])
+    assert g["dx"].shape == (3, 2, T_da)
+
+    def loss():
+        return float((C.lstm_forward(x, a0, p)[0][:, :, :T_da] * R).sum())
+
+    arrays = {"da0": a0}
+    arrays.update({f"d{k}": p[k] for k in ("Wf", "Wi", "Wc", "Wo", "bf", "bi", "bc", "bo")})
+    _assert_grads(loss, arrays, g)
+    assert rel_error(numerical_gradient(loss, x)[:, :, :T_da], g["dx"]) < 1e-7
+
+
+def test_gru_cell_backward_finite_differences():
+    rng = np.random.default_rng(4)
+    p = _gated_params(rng, "urc", 3, 4, 2)
+    xt, a_prev = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2))
+    g = C.gru_cell_backward(R, C.gru_cell_forward(xt, a_prev, p)[2])
+
+    def loss():
+        return float((C.gru_cell_forward(xt, a_prev, p)[0] * R).sum())
+
+    arrays = {"dxt": xt, "da_prev": a_prev}
+    arrays.update({f"d{k}": p[k] for k in ("Wu", "Wr", "Wc", "bu", "br", "bc")})
+    _assert_grads(loss, arrays, g)
+
+
+def test_gru_backward_finite_differences():
+    rng = np.random.default_rng(5)
+    p = _gated_params(rng, "urc", 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2, 5))
+    g = C.gru_backward(R, C.gru_forward(x, a0, p)[2])
+
+    def loss():
+        return float((C.gru_forward(x, a0, p)[0] * R).sum())
+
+    arrays = {"dx": x, "da0": a0}
+    arrays.update({f"d{k}": p[k] for k in ("Wu", "Wr", "Wc", "bu", "br", "bc")})
+    _assert_grads(loss, arrays, g)
+
+
+def test_sequence_backward_calls_the_engine_once(monkeypatch):
+    calls = []
+    real = C.direction_backward
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].x.shape[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(C, "direction_backward", counting)
+    rng = np.random.default_rng(6)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2, 5))
+    C.rnn_backward(R, C.rnn_forward(x, a0, _rnn_params(rng, 3, 4, 2))[2])
+    C.lstm_backward(R, C.lstm_forward(x, a0, _gated_params(rng, "fico", 3, 4, 2))[3])
+    C.gru_backward(R, C.gru_forward(x, a0, _gated_params(rng, "urc", 3, 4, 2))[2])
+    assert calls == [5, 5, 5]
+
+
+# ============================================================== the seeds' GRU equations
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_gru_matches_the_seeds_equations():
+    # an independent, direct implementation of the lecture's GRU (c = a)
+    rng = np.random.default_rng(7)
+    p = _gated_params(rng, "urc", 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    a, y, caches = C.gru_forward(x, a0, p)
+    c = a0
+    for t in range(5):
+        xt = x[:, :, t]
+        gu = _sigmoid(p["Wu"] @ np.vstack([c, xt]) + p["bu"])
+        gr = _sigmoid(p["Wr"] @ np.vstack([c, xt]) + p["br"])
+        cct = np.tanh(p["Wc"] @ np.vstack([gr * c, xt]) + p["bc"])
+        c = gu * cct + (1 - gu) * c
+        np.testing.assert_allclose(a[:, :, t], c, rtol=1e-12, atol=1e-14)
+        z = p["Wy"] @ c + p["by"]
+        np.testing.assert_allclose(y[:, :, t], np.exp(z) / np.exp(z).sum(axis=0), rtol=1e-12)
+        a_next, _, ut, rt, cc, _, _ = caches[0][t]
+        np.testing.assert_allclose(ut, gu, rtol=1e-12)
+        np.testing.assert_allclose(rt, gr, rtol=1e-12)
+        np.testing.assert_allclose(cc, cct, rtol=1e-12)
+    a1, y1, _ = C.gru_cell_forward(x[:, :, 0], a0, p)
+    np.testing.assert_allclose(a1, a[:, :, 0], rtol=1e-14)
+    np.testing.assert_allclose(y1, y[:, :, 0], rtol=1e-14)
+
+
+# ============================================================== parity with the layers
+def test_rnn_forward_backward_equal_the_rnn_layer():
+    rng = np.random.default_rng(8)
+    p = _rnn_params(rng, 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    layer = rnnkit.RNN(3, 4, dtype=np.float64)
+    layer.params.update({"l0.W_x": p["Wax"].T.copy(), "l0.W_h": p["Waa"].T.copy(),
+                         "l0.b": p["ba"][:, 0].copy()})
+    out, h_n, cache = layer.forward(x.transpose(1, 2, 0), state=a0.T[None])
+    a, _, caches = C.rnn_forward(x, a0, p)
+    np.testing.assert_allclose(a, out.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
+    R = rng.standard_normal((4, 2, 5))
+    dx, dh0, grads = layer.backward(R.transpose(1, 2, 0), cache)
+    g = C.rnn_backward(R, caches)
+    np.testing.assert_allclose(g["dx"], dx.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["da0"], dh0[0].T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["dWax"], grads["l0.W_x"].T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["dWaa"], grads["l0.W_h"].T, rtol=1e-12, atol=1e-14)
+
+
+def test_lstm_forward_equals_the_lstm_layer():
+    rng = np.random.default_rng(9)
+    p = _gated_params(rng, "fico", 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    layer = rnnkit.LSTM(3, 4, dtype=np.float64)
+    order = ("i", "f", "c", "o")  # the layer's gate order i, f, g, o
+    layer.params.update({
+        "l0.W_x": np.concatenate([p["W" + g][:, 4:].T for g in order], axis=1),
+        "l0.W_h": np.concatenate([p["W" + g][:, :4].T for g in order], axis=1),
+        "l0.b": np.concatenate([p["b" + g][:, 0] for g in order])})
+    out, (h_n, c_n), _ = layer.forward(x.transpose(1, 2, 0), state=(a0.T[None],
+                                                                    np.zeros((1, 2, 4))))
+    a, _, c, _ = C.lstm_forward(x, a0, p)
+    np.testing.assert_allclose(a, out.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c[:, :, -1], c_n[0].T, rtol=1e-12, atol=1e-14)
+
+
+def test_gru_forward_equals_the_reset_before_gru_layer():
+    rng = np.random.default_rng(10)
+    p = _gated_params(rng, "urc", 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    layer = rnnkit.GRU(3, 4, reset_after=False, dtype=np.float64)
+    # the layer's gates r, z, n with z = 1 - Γu
+    mats, biases = (p["Wr"], -p["Wu"], p["Wc"]), (p["br"], -p["bu"], p["bc"])
+    layer.params.update({
+        "l0.W_x": np.concatenate([W[:, 4:].T for W in mats], axis=1),
+        "l0.W_h": np.concatenate([W[:, :4].T for W in mats], axis=1),
+        "l0.b": np.concatenate([b[:, 0] for b in biases])})
+    out, _, _ = layer.forward(x.transpose(1, 2, 0), state=a0.T[None])
+    a, _, _ = C.gru_forward(x, a0, p)
+    np.testing.assert_allclose(a, out.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_inputs_stay_float32():
+    rng = np.random.default_rng(11)
+    p = {k: v.astype(np.float32) for k, v in _rnn_params(rng, 3, 4, 2).items()}
+    x, a0 = rng.standard_normal((3, 2, 5), dtype=np.float32), np.zeros((4, 2), np.float32)
+    a, y, caches = C.rnn_forward(x, a0, p)
+    g = C.rnn_backward(np.ones_like(a), caches)
+    assert a.dtype == y.dtype == g["dWaa"].dtype == g["dx"].dtype == np.float32
+
+
+# ============================================================== Dinosaurus Island
+@pytest.fixture(scope="module")
+def dinos():
+    text = C.load_dinos()
+    char_to_ix, ix_to_char = C.char_maps(text)
+    return text, char_to_ix, ix_to_char
+
+
+def test_load_dinos_and_char_maps(dinos):
+    text, char_to_ix, ix_to_char = dinos
+    # the course prints "There are 19909 total characters and 27 unique characters"
+    assert len(text) == 19909 and len(set(text)) == 27
+    names = text.split("\n")
+    assert len(names) == 1536 and names[0] == "aachenosaurus" and names[-1] == "zuul"
+    assert char_to_ix["\n"] == 0 and char_to_ix["a"] == 1 and char_to_ix["z"] == 26
+    assert all(ix_to_char[i] == ch for ch, i in char_to_ix.items())
+
+
+def test_clip_published():
+    for m_value, expected in ((10, (10.0, -10.0, 0.2971381536101662, 10.0, 8.45833407)),
+                              (5, (5.0, -5.0, 0.2971381536101662, 5.0, 5.0))):
+        np.random.seed(3)  # noqa: NPY002
+        g = {k: np.random.randn(*s) * 10 for k, s in (  # noqa: NPY002
+            ("dWax", (5, 3)), ("dWaa", (5, 5)), ("dWya", (2, 5)), ("db", (5, 1)),
+            ("dby", (2, 1)))}
+        before = copy.deepcopy(g)
+        g["da_next"] = np.ones((5, 1)) * 100
+        out = C.clip(g, m_value)
+        got = (out["dWaa"][1][2], out["dWax"][3][1], out["dWya"][1][2], out["db"][4, 0],
+               out["dby"][1, 0])
+        np.testing.assert_allclose(got, expected, rtol=1e-8)
+        assert set(out) == {"dWaa", "dWax", "dWya", "db", "dby"}
+        for k, v in out.items():
+            assert v is g[k]  # clipped in place, as the course
+            inside = np.abs(before[k]) <= m_value
+            np.testing.assert_array_equal(v[inside], before[k][inside])
+            np.testing.assert_array_equal(v[~inside], np.sign(before[k][~inside]) * m_value)
+
+
+def _sample_params(seed, vocab_size=27, n_a=100):
+    np.random.seed(seed)  # noqa: NPY002
+    Wax, Waa, Wya = (np.random.randn(*s) for s in (  # noqa: NPY002
+        (n_a, vocab_size), (n_a, n_a), (vocab_size, n_a)))
+    b, by = np.random.randn(n_a, 1), np.random.randn(vocab_size, 1)  # noqa: NPY002
+    return {"Wax": Wax, "Waa": Waa, "Wya": Wya, "b": b, "by": by}
+
+
+def test_sample_published(dinos):
+    _, char_to_ix, ix_to_char = dinos
+    # the 2021 notebook (seed 24)
+    indices = C.sample(_sample_params(24), char_to_ix, 0)
+    assert indices == [23, 16, 26, 26, 24, 3, 21, 1, 7, 24, 15, 3, 25, 20, 6, 13, 10, 8, 20,
+                       12, 2, 0]
+    assert "".join(ix_to_char[i] for i in indices) == "wpzzxcuagxocytfmjhtlb\n"
+    # the 2018 notebook (seed 2): a 50-character sample. Its hidden state is chaotic (unit
+    # weights, 100 units), so the published lists of different numpy builds agree only on
+    # their first 44 indices; on this platform the course's own code departs after 43.
+    indices = C.sample(_sample_params(2), char_to_ix, 0)
+    assert indices[:43] == [12, 17, 24, 14, 13, 9, 10, 22, 24, 6, 13, 11, 12, 6, 21, 15, 21,
+                            14, 3, 2, 1, 21, 18, 24, 7, 25, 6, 25, 18, 10, 16, 2, 3, 8, 15,
+                            12, 11, 7, 1, 12, 10, 2, 7]
+    assert len(indices) == 51 and indices[-1] == 0  # 50 characters, then the newline
+
+
+def test_optimize_published():
+    np.random.seed(1)  # noqa: NPY002
+    a_prev = np.random.randn(100, 1)  # noqa: NPY002
+    p = _sample_params_no_seed(27, 100)
+    old = copy.deepcopy(p)
+    loss, g, a_last = C.optimize([12, 3, 5, 11, 22, 3], [4, 14, 11, 22, 25, 26], a_prev, p,
+                                 learning_rate=0.01)
+    assert loss == pytest.approx(126.50397572165389, rel=1e-12)
+    assert g["dWaa"][1][2] == pytest.approx(0.19470931534713587, rel=1e-9)
+    assert np.argmax(g["dWax"]) == 93
+    assert g["dWya"][1][2] == pytest.approx(-0.007773876032002162, rel=1e-9)
+    assert g["db"][4, 0] == pytest.approx(-0.06809825, abs=1e-8)
+    assert g["dby"][1, 0] == pytest.approx(0.01538192, abs=1e-8)
+    assert a_last.shape == (100, 1) and a_last[4, 0] == pytest.approx(-1.0)
+    assert all(np.abs(v).max() <= 5 for v in g.values())
+    for k in p:  # SGD step, in place
+        np.testing.assert_allclose(p[k], old[k] - 0.01 * g["d" + k], rtol=1e-15)
+
+
+def _sample_params_no_seed(vocab_size, n_a):
+    Wax, Waa, Wya = (np.random.randn(*s) for s in (  # noqa: NPY002
+        (n_a, vocab_size), (n_a, n_a), (vocab_size, n_a)))
+    b, by = np.random.randn(n_a, 1), np.random.randn(vocab_size, 1)  # noqa: NPY002
+    return {"Wax": Wax, "Waa": Waa, "Wya": Wya, "b": b, "by": by}
+
+
+def test_optimize_gradients_finite_differences():
+    rng = np.random.default_rng(12)
+    V, n_a = 5, 4
+    p = {"Wax": rng.standard_normal((n_a, V)) * 0.5, "Waa": rng.standard_normal((n_a, n_a)) * 0.5,
+         "Wya": rng.standard_normal((V, n_a)) * 0.5, "b": rng.standard_normal((n_a, 1)) * 0.1,
+         "by": rng.standard_normal((V, 1)) * 0.1}
+    a_prev = rng.standard_normal((n_a, 1)) * 0.5
+    X, Y = [None, 2, 4, 1], [2, 4, 1, 0]
+
+    def loss():  # optimize returns the loss before its update: run it on a copy
+        return C.optimize(X, Y, a_prev, copy.deepcopy(p), learning_rate=1e-3)[0]
+
+    _, g, a_last = C.optimize(X, Y, a_prev, copy.deepcopy(p))
+    assert max(np.abs(v).max() for v in g.values()) < 5  # nothing clipped here
+    _assert_grads(loss, {"d" + k: v for k, v in p.items()}, g)
+    # the loss is the course's sum of -log softmax, and a_last the RNN's last state
+    a, y, _ = C.rnn_forward(np.eye(V)[:, [0, 2, 4, 1]][:, None, :] * [0, 1, 1, 1], a_prev,
+                            {"Wax": p["Wax"], "Waa": p["Waa"], "ba": p["b"], "Wya": p["Wya"],
+                             "by": p["by"]})
+    assert loss() == pytest.approx(-np.log(y[Y, 0, range(4)]).sum(), rel=1e-13)
+    np.testing.assert_allclose(a_last, a[:, :, -1], rtol=1e-13)
+
+
+# The 2021 notebook's model(data.split("\n"), ix_to_char, char_to_ix, 22001, verbose=True);
+# the 2018 notebook prints the same blocks (every 2000 iterations, up to 34000).
+PUBLISHED_MODEL_START = """\
+j =  0 idx =  0
+single_example = turiasaurus
+single_example_chars ['t', 'u', 'r', 'i', 'a', 's', 'a', 'u', 'r', 'u', 's']
+single_example_ix [20, 21, 18, 9, 1, 19, 1, 21, 18, 21, 19]
+ X =  [None, 20, 21, 18, 9, 1, 19, 1, 21, 18, 21, 19] \n Y =        \
+[20, 21, 18, 9, 1, 19, 1, 21, 18, 21, 19, 0] \n
+Iteration: 0, Loss: 23.087336
+
+Nkzxwtdmfqoeyhsqwasjkjvu
+Kneb
+Kzxwtdmfqoeyhsqwasjkjvu
+Neb
+Zxwtdmfqoeyhsqwasjkjvu
+Eb
+Xwtdmfqoeyhsqwasjkjvu
+
+
+j =  1535 idx =  1535
+j =  1536 idx =  0
+Iteration: 2000, Loss: 27.884160
+
+Liusskeomnolxeros
+Hmdaairus
+Hytroligoraurus
+Lecalosapaus
+Xusicikoraurus
+Abalpsamantisaurus
+Tpraneronxeros
+
+
+Iteration: 4000, Loss: 25.901815
+
+Mivrosaurus
+Inee
+Ivtroplisaurus
+Mbaaisaurus
+Wusichisaurus
+Cabaselachus
+Toraperlethosdarenitochusthiamamumamaon
+
+
+"""
+
+
+def test_model_reproduces_the_published_run(dinos):
+    text, char_to_ix, ix_to_char = dinos
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        params, last_name = C.model(text.split("\n"), ix_to_char, char_to_ix, 4001,
+                                    verbose=True)
+    assert out.getvalue() == PUBLISHED_MODEL_START
+    assert last_name == "Toraperlethosdarenitochusthiamamumamaon\n"
+    assert {k: v.shape for k, v in params.items()} == {
+        "Wax": (50, 27), "Waa": (50, 50), "Wya": (27, 50), "b": (50, 1), "by": (27, 1)}
+
+
+def test_model_initialisation_protocol(dinos):
+    text, char_to_ix, ix_to_char = dinos
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        params, last_name = C.model(text.split("\n"), ix_to_char, char_to_ix, 0, n_a=6)
+    assert out.getvalue() == "" and last_name == "abc"
+    np.random.seed(1)  # noqa: NPY002
+    for k, shape in (("Wax", (6, 27)), ("Waa", (6, 6)), ("Wya", (27, 6))):
+        np.testing.assert_array_equal(params[k], np.random.randn(*shape) * 0.01)  # noqa: NPY002
+    assert not params["b"].any() and not params["by"].any()
+
+
+# ============================================================== bad input
+def _rnn_case():
+    rng = np.random.default_rng(13)
+    return (_rnn_params(rng, 3, 4, 2), rng.standard_normal((3, 2, 5)),
+            rng.standard_normal((4, 2)))
+
+
+def test_bad_shapes_name_the_argument_and_the_expected_shape():
+    p, x, a0 = _rnn_case()
+    with pytest.raises(ValueError, match=r"x must have shape \(n_x, m, T_x\) = \(3, 2, 5\), "
+                                         r"got \(4, 2, 5\)"):
+        C.rnn_forward(np.zeros((4, 2, 5)), a0, p)
+    with pytest.raises(ValueError, match=r"a0 must have shape \(n_a, m\) = \(4, 2\)"):
+        C.rnn_forward(x, np.zeros((4, 3)), p)
+    with pytest.raises(ValueError, match=r"xt must have 2 dimensions \(n_x, m\)"):
+        C.rnn_cell_forward(x, a0, p)
+    with pytest.raises(ValueError, match=r"parameters\['Waa'\] must have shape \(n_a, n_a\) = "
+                                         r"\(4, 4\), got \(4, 3\)"):
+        C.rnn_forward(x, a0, {**p, "Waa": np.zeros((4, 3))})
+    with pytest.raises(ValueError, match=r"parameters\['by'\] must have 2 dimensions \(n_y, 1\)"):
+        C.rnn_forward(x, a0, {**p, "by": np.zeros((2,))})
+    rng = np.random.default_rng(14)
+    q = _gated_params(rng, "fico", 3, 4, 2)
+    with pytest.raises(ValueError, match=r"parameters\['Wo'\] must have shape "
+                                         r"\(n_a, n_a\+n_x\) = \(4, 7\)"):
+        C.lstm_forward(x, a0, {**q, "Wo": np.zeros((4, 6))})
+    with pytest.raises(ValueError, match=r"c_prev must have shape"):
+        C.lstm_cell_forward(x[:, :, 0], a0, np.zeros((2, 4)), q)
+
+
+def test_missing_keys_and_wrong_types():
+    p, x, a0 = _rnn_case()
+    with pytest.raises(ValueError, match=r"parameters is missing 'Waa'.*Wax, Waa, ba, Wya, by"):
+        C.rnn_forward(x, a0, {k: v for k, v in p.items() if k != "Waa"})
+    q = _gated_params(np.random.default_rng(15), "urc", 3, 4, 2)
+    del q["bu"]
+    with pytest.raises(ValueError, match=r"parameters is missing 'bu'"):
+        C.gru_forward(x, a0, q)
+    with pytest.raises(TypeError, match="parameters must be a dict"):
+        C.rnn_forward(x, a0, [p["Wax"]])
+    with pytest.raises(TypeError, match=r"x must be a floating-point array.*int64"):
+        C.rnn_forward(x.astype(np.int64), a0, p)
+    with pytest.raises(TypeError, match=r"parameters\['Wax'\] must be a floating-point"):
+        C.rnn_forward(x, a0, {**p, "Wax": p["Wax"].astype(np.int32)})
+    with pytest.raises(TypeError, match="caches must be the pair"):
+        C.rnn_backward(np.zeros((4, 2, 5)), (x, a0))
+    with pytest.raises(TypeError, match="cache must be the tuple"):
+        C.lstm_cell_backward(np.zeros((4, 2)), np.zeros((4, 2)), C.rnn_cell_forward(
+            x[:, :, 0], a0, p)[2])
+
+
+def test_nan_inputs_are_rejected():
+    p, x, a0 = _rnn_case()
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="x contains NaN"):
+        C.rnn_forward(bad, a0, p)
+    with pytest.raises(ValueError, match=r"parameters\['ba'\] contains NaN"):
+        C.rnn_forward(x, a0, {**p, "ba": np.full((4, 1), np.nan)})
+    caches = C.rnn_forward(x, a0, p)[2]
+    with pytest.raises(ValueError, match="da contains NaN"):
+        C.rnn_backward(np.full((4, 2, 5), np.inf), caches)
+
+
+def test_backward_da_must_match_the_caches():
+    p, x, a0 = _rnn_case()
+    caches = C.rnn_forward(x, a0, p)[2]
+    with pytest.raises(ValueError, match=r"da has 6 time steps but the caches of rnn_forward "
+                                         r"hold 5"):
+        C.rnn_backward(np.zeros((4, 2, 6)), caches)
+    with pytest.raises(ValueError, match=r"da must have shape \(n_a, m, T_x\) = \(4, 2, 5\)"):
+        C.rnn_backward(np.zeros((3, 2, 5)), caches)
+    with pytest.raises(ValueError, match=r"da_next must have shape \(n_a, m\) = \(4, 2\)"):
+        C.rnn_cell_backward(np.zeros((4, 3)), C.rnn_cell_forward(x[:, :, 0], a0, p)[2])
+
+
+def test_dinosaurus_bad_input(dinos):
+    text, char_to_ix, ix_to_char = dinos
+    p = _sample_params(0, 27, 5)
+    g = {k: np.zeros((2, 2)) for k in ("dWaa", "dWax", "dWya", "db")}
+    with pytest.raises(ValueError, match="parameters is missing 'dby'"):
+        C.clip(g, 5)
+    with pytest.raises(ValueError, match="maxValue must be a positive number"):
+        C.clip({**g, "dby": np.zeros(2)}, -1)
+    with pytest.raises(ValueError, match=r"char_to_ix must be a dict .* newline"):
+        C.sample(p, {"a": 1}, 0)
+    with pytest.raises(ValueError, match=r"X\[1\] must be an index in \[0, 27\) or None, "
+                                         r"got 30"):
+        C.optimize([None, 30], [1, 0], np.zeros((5, 1)), p)
+    with pytest.raises(ValueError, match="X and Y must be non-empty and of the same length"):
+        C.optimize([None, 3], [3], np.zeros((5, 1)), p)
+    with pytest.raises(ValueError, match=r"a_prev must have shape \(n_a, 1\) = \(5, 1\)"):
+        C.optimize([None], [0], np.zeros((4, 1)), p)
+    with pytest.raises(TypeError, match="data_x must be a list of names"):
+        C.model(text, ix_to_char, char_to_ix, 1)
+    with pytest.raises(ValueError, match=r"data_x\[1\] = 'Rex' has the character 'R'"):
+        C.model(["abc", "Rex"], ix_to_char, char_to_ix, 1)
