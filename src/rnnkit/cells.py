@@ -37,6 +37,11 @@ gate is ``Γu = 1 - z``. ``b_hn`` exists only in the reset-after form.
 
 Masks: ``mask (T, B, 1)`` bool. Where it is False the step is skipped: the state is
 carried unchanged and the step receives no gradient.
+
+Recurrent dropout (Gal & Ghahramani 2016; Keras' ``recurrent_dropout``): ``rec_mask (B, H)``
+multiplies the previous state where it enters the recurrent products, with the same mask
+at every step: ``h_{t-1} @ W_h`` becomes ``(h_{t-1} * rec_mask) @ W_h`` (GRU reset before:
+``(r * h_{t-1} * rec_mask) @ W_hn``). The state carried to the next step is not masked.
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ class DirCache:
     acts: np.ndarray
     params: dict
     mask: np.ndarray | None = None
+    rec_mask: np.ndarray | None = None
     cs: np.ndarray | None = None
     aux: dict = field(default_factory=dict)
     nonlinearity: str = "tanh"
@@ -116,11 +122,13 @@ def direction_forward(
     mask: np.ndarray | None = None,
     nonlinearity: str = "tanh",
     reset_after: bool = True,
+    rec_mask: np.ndarray | None = None,
 ) -> DirCache:
     """Run one direction over all T steps.
 
     params: ``W_x (D, G*H)``, ``W_h (H, G*H)``, optional ``b (G*H,)`` and (GRU reset
-    after) ``b_hn (H,)``. x (T, B, D); h0, c0 (B, H); mask (T, B, 1) bool or None.
+    after) ``b_hn (H,)``. x (T, B, D); h0, c0 (B, H); mask (T, B, 1) bool or None;
+    rec_mask (B, H) recurrent-dropout multipliers or None.
     Returns the cache, whose ``hs (T+1, B, H)`` (and LSTM ``cs``) hold every state.
     """
     W_x, W_h, b = params["W_x"], params["W_h"], params.get("b")
@@ -130,14 +138,22 @@ def direction_forward(
     acts = _project(x, W_x, b)  # (T, B, G*H), becomes the activated gates in place
     hs = np.empty((T + 1, B, H), dtype=dt)
     hs[0] = h0
-    cache = DirCache(kind, x, hs, acts, params, mask, nonlinearity=nonlinearity,
+    cache = DirCache(kind, x, hs, acts, params, mask, rec_mask, nonlinearity=nonlinearity,
                      reset_after=reset_after)
     rec = np.empty((B, W_h.shape[1]), dtype=dt)  # recurrent product of one step
+    hm = np.empty((B, H), dtype=dt) if rec_mask is not None else None
+
+    def rec_in(h):
+        """The previous state as it enters the recurrent product (masked if dropout)."""
+        if rec_mask is None:
+            return h
+        return np.multiply(h, rec_mask, out=hm)
+
     if kind == "rnn":
         relu = nonlinearity == "relu"
         for t in range(T):
             a = acts[t]
-            np.matmul(hs[t], W_h, out=rec)
+            np.matmul(rec_in(hs[t]), W_h, out=rec)
             a += rec
             if relu:
                 np.maximum(a, 0, out=a)
@@ -153,7 +169,7 @@ def direction_forward(
         ig = np.empty((B, H), dtype=dt)
         for t in range(T):
             a = acts[t]
-            np.matmul(hs[t], W_h, out=rec)
+            np.matmul(rec_in(hs[t]), W_h, out=rec)
             a += rec
             sigmoid_(a[:, : 2 * H])
             np.tanh(a[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
@@ -179,7 +195,7 @@ def direction_forward(
             a = acts[t]
             h_prev = hs[t]
             if reset_after:
-                np.matmul(h_prev, W_h, out=rec)
+                np.matmul(rec_in(h_prev), W_h, out=rec)
                 a[:, : 2 * H] += rec[:, : 2 * H]
                 sigmoid_(a[:, : 2 * H])
                 np.copyto(hn[t], rec[:, 2 * H :])
@@ -187,10 +203,11 @@ def direction_forward(
                     hn[t] += b_hn
                 np.multiply(a[:, :H], hn[t], out=tmp)
             else:
-                np.matmul(h_prev, W_hrz, out=rec[:, : 2 * H])
+                h_in = rec_in(h_prev)
+                np.matmul(h_in, W_hrz, out=rec[:, : 2 * H])
                 a[:, : 2 * H] += rec[:, : 2 * H]
                 sigmoid_(a[:, : 2 * H])
-                np.multiply(a[:, :H], h_prev, out=hn[t])
+                np.multiply(a[:, :H], h_in, out=hn[t])
                 np.matmul(hn[t], W_hn, out=tmp)
             n = a[:, 2 * H :]
             n += tmp
@@ -223,7 +240,7 @@ def direction_backward(
     Returns ``dx (T, B, D) or None, dh0 (B, H), dc0 (B, H) or None, grads`` where grads
     holds ``W_x, W_h`` and, when present, ``b, b_hn``.
     """
-    kind, p, mask = cache.kind, cache.params, cache.mask
+    kind, p, mask, rm = cache.kind, cache.params, cache.mask, cache.rec_mask
     x, hs, acts = cache.x, cache.hs, cache.acts
     T, B, _ = x.shape
     H = hs.shape[2]
@@ -232,6 +249,8 @@ def direction_backward(
     W_hT = np.ascontiguousarray(W_h.T)  # contiguous: the per-step product is faster
     dh = np.zeros((B, H), dtype=dt) if dh_last is None else np.array(dh_last, dtype=dt)
     dg = np.empty_like(acts)  # gradients of the pre-activations, all steps
+    # the states as they entered the recurrent products (for dW_h)
+    h_in_all = hs[:-1] if rm is None else hs[:-1] * rm
     keep = None
     grads = {}
     if kind == "rnn":
@@ -252,6 +271,8 @@ def direction_backward(
                 np.subtract(1, d, out=d)
                 d *= dh
             np.matmul(d, W_hT, out=dh)
+            if rm is not None:
+                dh *= rm
             if keep is not None:
                 dh += keep
         dgh = dg
@@ -303,6 +324,8 @@ def direction_backward(
             np.multiply(dc, tmp, out=dgg)
             dc *= f
             np.matmul(d, W_hT, out=dh)
+            if rm is not None:
+                dh *= rm
             if keep is not None:
                 dh += keep
                 dc += keep_c
@@ -354,19 +377,25 @@ def direction_backward(
                 if db_hn is not None:
                     db_hn += dgh_t[:, 2 * H :].sum(axis=0)
                 dh *= z
-                dh += np.matmul(dgh_t, W_hT)
+                drec = np.matmul(dgh_t, W_hT)
+                if rm is not None:
+                    drec *= rm
+                dh += drec
             else:
                 # d(r*h_prev) = dn @ W_hn^T; dr = that * h_prev * r * (1 - r)
                 np.matmul(dn, W_hnT, out=drh)
-                np.multiply(drh, h_prev, out=dr)
+                h_in = h_prev if rm is None else h_prev * rm
+                np.multiply(drh, h_in, out=dr)
                 np.subtract(1, r, out=tmp)
                 tmp *= r
                 dr *= tmp
                 dgh_t[:] = d
                 dh *= z
                 drh *= r
+                drh += np.matmul(d[:, : 2 * H], W_hrzT)
+                if rm is not None:
+                    drh *= rm
                 dh += drh
-                dh += np.matmul(d[:, : 2 * H], W_hrzT)
             if keep is not None:
                 dh += keep
         if db_hn is not None:
@@ -374,14 +403,14 @@ def direction_backward(
         dc = None
         if not reset_after:
             # the n block of W_h multiplies r * h_prev, not h_prev
-            dW_x, dW_h, db, dx = _weight_grads(x, hs[:-1], dg, dgh, need_dx, p["W_x"])
+            dW_x, dW_h, db, dx = _weight_grads(x, h_in_all, dg, dgh, need_dx, p["W_x"])
             T_B = T * B
             dW_h[:, 2 * H :] = np.matmul(hn.reshape(T_B, H).T, dg[:, :, 2 * H :].reshape(T_B, H))
             grads.update(W_x=dW_x, W_h=dW_h)
             if "b" in p and p["b"] is not None:
                 grads["b"] = db
             return dx, dh, dc, grads
-    dW_x, dW_h, db, dx = _weight_grads(x, hs[:-1], dg, dgh, need_dx, p["W_x"])
+    dW_x, dW_h, db, dx = _weight_grads(x, h_in_all, dg, dgh, need_dx, p["W_x"])
     grads.update(W_x=dW_x, W_h=dW_h)
     if p.get("b") is not None:
         grads["b"] = db

@@ -72,6 +72,11 @@ class Recurrent:
             ``sum``, ``mul`` or ``ave`` (B, T, H). Applied after every layer.
         dropout: inverted dropout on the outputs of every layer but the last, in
             training mode (``layer.train()``, the default, as in PyTorch).
+        recurrent_dropout: inverted dropout on the previous state where it enters the
+            recurrent product, one mask per sequence reused at every step (Gal &
+            Ghahramani 2016; Keras' ``recurrent_dropout``; PyTorch has none).
+        variational: draw the ``dropout`` mask once per sequence and reuse it at every
+            step (variational dropout) instead of anew at every step.
         bias: whether the layers have biases.
         initial_state: ``"zeros"`` or ``"learned"`` (parameters ``h0``/``c0``), used when
             ``forward`` is called without a state.
@@ -94,6 +99,8 @@ class Recurrent:
         bidirectional: bool = False,
         merge: str = "concat",
         dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        variational: bool = False,
         bias: bool = True,
         initial_state: str = "zeros",
         return_sequences: bool = True,
@@ -106,6 +113,8 @@ class Recurrent:
         self.bidirectional = bool(bidirectional)
         self.merge = check_choice(merge, "merge", MERGES)
         self.dropout = check_probability(dropout, "dropout")
+        self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
+        self.variational = bool(variational)
         self.bias = bool(bias)
         self.initial_state = check_choice(initial_state, "initial_state", ("zeros", "learned"))
         self.return_sequences = bool(return_sequences)
@@ -150,6 +159,8 @@ class Recurrent:
             "bidirectional": self.bidirectional,
             "merge": self.merge,
             "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "variational": self.variational,
             "bias": self.bias,
             "initial_state": self.initial_state,
             "return_sequences": self.return_sequences,
@@ -242,16 +253,22 @@ class Recurrent:
             )
         if mask.dtype != bool:
             if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
-                raise ValueError("mask must be boolean (or 0/1): True marks a valid step")
+                raise ValueError(f"mask must be boolean (or 0/1), True marking a valid step; "
+                                 f"got dtype {mask.dtype} with other values")
             mask = mask.astype(bool)
         if mask.all():
             return None
         return np.ascontiguousarray(mask.T)[:, :, None]
 
     # ------------------------------------------------------------------ forward
-    def _run_direction(self, prefix, x, h0, c0, mask) -> DirCache:
+    def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None) -> DirCache:
         return direction_forward(self.kind, self._direction_params(prefix), x, h0, c0, mask,
-                                 **self._kernel_options())
+                                 rec_mask=rec_mask, **self._kernel_options())
+
+    def _dropout_mask(self, shape, p: float) -> np.ndarray:
+        """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p)."""
+        keep = 1.0 - p
+        return (self.rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
 
     def _kernel_options(self) -> dict:
         return {}
@@ -305,7 +322,11 @@ class Recurrent:
             for d, prefix in enumerate(self._prefixes(layer)):
                 s = layer * dirs + d
                 xi = inp if d == 0 else _time_gather(inp, rev_idx)
-                dc = self._run_direction(prefix, xi, h0[s], None if c0 is None else c0[s], m)
+                rec_mask = None
+                if self.recurrent_dropout > 0 and self.training:
+                    rec_mask = self._dropout_mask((B, H), self.recurrent_dropout)
+                dc = self._run_direction(prefix, xi, h0[s], None if c0 is None else c0[s], m,
+                                         rec_mask)
                 caches.append(dc)
                 o = dc.hs[1:]
                 douts.append(o if d == 0 else _time_gather(o, rev_idx))
@@ -317,8 +338,8 @@ class Recurrent:
                 y = y * m
             drop = None
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                keep = 1.0 - self.dropout
-                drop = (self.rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                shape = (1,) + y.shape[1:] if self.variational else y.shape
+                drop = self._dropout_mask(shape, self.dropout)
                 y = y * drop
             dir_caches.append(caches)
             drops.append(drop)
@@ -591,6 +612,21 @@ class _Cell:
     def _sync(self):
         self._layer.params = {"l0." + k: v for k, v in self.params.items()}
 
+    def _layer_state(self, state, B: int, name: str):
+        """Check a cell state (B, H) (LSTM: pair) and return the layer's (1, B, H) form."""
+        shape = (B, self.hidden_size)
+        if self._layer.kind == "lstm":
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{name} of an LSTMCell must be a pair (h, c) of arrays "
+                                f"{shape_str(shape)}, got {type(state).__name__}")
+            h = check_array(state[0], f"{name}[0] (h)", shape, self.dtype)
+            c = check_array(state[1], f"{name}[1] (c)", shape, self.dtype)
+            return h[None], c[None]
+        if isinstance(state, (tuple, list)):
+            raise TypeError(f"{name} of a {type(self).__name__} is one array "
+                            f"{shape_str(shape)}, got a {type(state).__name__}")
+        return check_array(state, name, shape, self.dtype)[None]
+
     def forward(self, x, state=None):
         """x (B, D); state (B, H) (LSTM: (h, c)) or None for zeros.
 
@@ -598,12 +634,7 @@ class _Cell:
         self._sync()
         x = check_array(x, "x", ("B", self.input_size), self.dtype)
         if state is not None:
-            if self._layer.kind == "lstm":
-                if not isinstance(state, (tuple, list)) or len(state) != 2:
-                    raise TypeError("state of an LSTMCell must be a pair (h, c) of (B, H) arrays")
-                state = (np.asarray(state[0])[None], np.asarray(state[1])[None])
-            else:
-                state = np.asarray(state)[None] if isinstance(state, np.ndarray) else state
+            state = self._layer_state(state, x.shape[0], "state")
         _, s, cache = self._layer.forward(x[:, None, :], state)
         if self._layer.kind == "lstm":
             return (s[0][0], s[1][0]), cache
@@ -613,10 +644,10 @@ class _Cell:
         """dstate: gradient w.r.t. the new state, (B, H) (LSTM: (dh, dc)).
 
         Returns dx (B, D), dstate_prev (B, H) (LSTM: (dh, dc)), grads keyed like params."""
-        if self._layer.kind == "lstm":
-            dstate = (np.asarray(dstate[0])[None], np.asarray(dstate[1])[None])
-        else:
-            dstate = np.asarray(dstate)[None]
+        if not isinstance(cache, RecurrentCache):
+            raise TypeError(f"cache must be the cache returned by forward, got "
+                            f"{type(cache).__name__}")
+        dstate = self._layer_state(dstate, cache.batch, "dstate")
         dx, ds, g = self._layer.backward(None, cache, dstate)
         grads = {k[3:]: v for k, v in g.items()}
         if self._layer.kind == "lstm":
