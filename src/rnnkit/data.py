@@ -78,6 +78,8 @@ class Vocab:
                   specials: Sequence[str] = ()) -> Vocab:
         """Build from a corpus. Characters: sorted (so '\\n' < ' ' < 'A' ...). Words: by
         frequency (ties alphabetical), at most ``max_size`` with an ``<unk>`` token."""
+        if level not in ("char", "word"):
+            raise ValueError(f"level must be 'char' or 'word', got {level!r}")
         if not text:
             raise ValueError("text is empty: cannot build a vocabulary")
         if level == "char":
@@ -118,7 +120,7 @@ class Vocab:
             out[i] = j
         if missing:
             shown = ", ".join(repr(m) for m in sorted(set(missing))[:10])
-            raise ValueError(f"{name} has {len(missing)} tokens outside the vocabulary "
+            raise ValueError(f"{name} has {len(missing)} token(s) outside the vocabulary "
                              f"({shown}); the vocabulary has {len(self)} tokens")
         return out
 
@@ -146,6 +148,9 @@ def split_train_val(ids: np.ndarray, val_fraction: float):
     n_val = int(round(len(ids) * val_fraction))
     if n_val == 0:
         return ids, None
+    if n_val >= len(ids) - 1:
+        raise ValueError(f"val_fraction {val_fraction} of {len(ids)} tokens leaves too little "
+                         "to train on")
     return ids[:-n_val], ids[-n_val:]
 
 

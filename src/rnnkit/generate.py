@@ -75,12 +75,12 @@ def sample_sequence(step: Callable, logits: np.ndarray, state, length: int,
     """
     out: list[int] = []
     stop = set(int(s) for s in stop_ids)
-    for _ in range(length):
+    for i in range(length):
         tok = sample_token(logits, rng, temperature, top_k, top_p, greedy)
         out.append(tok)
         if on_token is not None:
             on_token(tok)
-        if tok in stop:
+        if tok in stop or i == length - 1:
             break
         lg, state = step(np.array([tok]), state)
         logits = lg[0]

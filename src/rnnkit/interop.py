@@ -82,7 +82,8 @@ def to_torch(layer: Recurrent):
     a merge other than ``concat``, a learned initial state."""
     torch = _torch()
     if not isinstance(layer, Recurrent):
-        raise TypeError(f"layer must be an rnnkit RNN, LSTM or GRU, got {type(layer).__name__}")
+        raise TypeError(f"layer must be an rnnkit RNN, LSTM or GRU, got "
+                        f"{type(layer).__module__}.{type(layer).__qualname__}")
     if layer.kind == "gru" and not layer.reset_after:
         raise ValueError("to_torch: PyTorch's GRU is the reset-after form; this GRU has "
                          "reset_after=False")
@@ -90,8 +91,9 @@ def to_torch(layer: Recurrent):
         raise ValueError(f"to_torch: PyTorch concatenates directions; this layer has "
                          f"merge={layer.merge!r}")
     if layer.initial_state == "learned":
-        raise ValueError("to_torch: PyTorch modules have no learned initial state; pass "
-                         "layer.params['h0'] as the initial state instead")
+        raise ValueError("to_torch: PyTorch modules have no learned initial state; this layer "
+                         "has initial_state='learned' (convert a layer with initial_state="
+                         "'zeros' and pass the learned h0 to the module as its initial state)")
     kw = dict(num_layers=layer.num_layers, bias=layer.bias, batch_first=True,
               dropout=layer.dropout, bidirectional=layer.bidirectional)
     if layer.kind == "lstm":

@@ -68,9 +68,9 @@ class Embedding(Layer):
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         if padding_idx is not None:
-            if not isinstance(padding_idx, (int, np.integer)) or not (
-                0 <= padding_idx < num_embeddings
-            ):
+            is_int = isinstance(padding_idx, (int, np.integer)) and not isinstance(padding_idx,
+                                                                                  bool)
+            if not is_int or not 0 <= padding_idx < num_embeddings:
                 raise ValueError(
                     f"padding_idx must be an id in [0, {num_embeddings}) or None, "
                     f"got {padding_idx!r}"
@@ -172,6 +172,11 @@ class Dropout(Layer):
     def forward(self, x):
         """x (...) float -> y (...), cache (the scaled keep-mask, or None)."""
         x = np.asarray(x)
+        if x.dtype.kind != "f":
+            # an integer array cannot hold the 1/(1-p) scaling
+            raise TypeError(
+                f"x must be a floating-point array (float32 or float64), got dtype {x.dtype}"
+            )
         if not self.training or self.p == 0.0:
             return x, None
         keep = 1.0 - self.p

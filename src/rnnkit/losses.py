@@ -4,6 +4,10 @@
 ``"mean"`` (divided by the number of valid positions). A mask (same leading shape as the
 targets, True where valid) removes padded positions from both the loss and the gradient.
 All are numerically stable (log-sum-exp; softplus for the logistic loss).
+
+Predictions holding NaN or inf raise ValueError, unless ``check_finite=False``: then the
+loss and the gradient come back as NaN (what a training loop needs in order to skip a
+diverged step and recover, instead of crashing).
 """
 
 from __future__ import annotations
@@ -46,7 +50,12 @@ def _count(mask, shape) -> int:
     return int(mask.sum()) if mask is not None else int(np.prod(shape))
 
 
-def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
+def _nan_result(pred):
+    return float("nan"), np.full(np.shape(pred), np.nan, dtype=np.asarray(pred).dtype)
+
+
+def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean",
+                          check_finite: bool = True):
     """Cross-entropy of integer targets under softmax(logits).
 
     Args:
@@ -76,6 +85,8 @@ def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
         bad = valid[(valid < 0) | (valid >= V)][0]
         raise ValueError(f"targets holds class {bad}, outside [0, {V})")
     if not np.isfinite(logits).all():
+        if not check_finite:
+            return _nan_result(logits)
         raise ValueError("logits contain NaN or infinite values")
     t = np.where(mask, targets, 0) if mask is not None else targets
     z = logits.reshape(-1, V)
@@ -99,21 +110,25 @@ def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
     return loss, p.reshape(logits.shape)
 
 
-def binary_cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
+def binary_cross_entropy(logits, targets, mask=None, reduction: str = "mean",
+                         check_finite: bool = True):
     """Logistic loss of targets in [0, 1] given logits (sigmoid applied inside, stably).
 
     logits (...) float; targets (...) float in [0, 1]; mask (...) bool or None.
     Returns loss (float), dlogits (...) = (sigmoid(logits) - targets) / count.
     """
     check_choice(reduction, "reduction", REDUCTIONS)
-    logits = check_array(logits, "logits", tuple(f"d{i}" for i in range(np.ndim(logits))))
+    logits = check_array(logits, "logits", tuple(f"d{i}" for i in range(np.ndim(logits))),
+                         finite=check_finite)
     targets = np.asarray(targets, dtype=logits.dtype)
     if targets.shape != logits.shape:
         raise ValueError(f"targets must have the shape of logits {shape_str(logits.shape)}, got "
                          f"{shape_str(targets.shape)}")
-    if ((targets < 0) | (targets > 1)).any():
-        raise ValueError("targets must lie in [0, 1]")
+    if not ((targets >= 0) & (targets <= 1)).all():  # False for NaN too
+        raise ValueError("targets must lie in [0, 1] (got values outside, or NaN)")
     mask = _check_mask(mask, logits.shape)
+    if not check_finite and not np.isfinite(logits).all():
+        return _nan_result(logits)
     # loss = softplus(z) - y*z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
     per = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
     grad = 0.5 * np.tanh(0.5 * logits) + 0.5 - targets
@@ -128,16 +143,21 @@ def binary_cross_entropy(logits, targets, mask=None, reduction: str = "mean"):
     return loss, grad.astype(logits.dtype, copy=False)
 
 
-def mse(pred, targets, mask=None, reduction: str = "mean"):
+def mse(pred, targets, mask=None, reduction: str = "mean", check_finite: bool = True):
     """Mean squared error. pred (..., D) float; targets same shape; mask: pred's leading
     shape (...) or pred's full shape, bool. "mean" divides by the number of valid
     entries. Returns loss (float), dpred (...)."""
     check_choice(reduction, "reduction", REDUCTIONS)
-    pred = check_array(pred, "pred", tuple(f"d{i}" for i in range(np.ndim(pred))))
+    pred = check_array(pred, "pred", tuple(f"d{i}" for i in range(np.ndim(pred))),
+                       finite=check_finite)
     targets = np.asarray(targets, dtype=pred.dtype)
     if targets.shape != pred.shape:
         raise ValueError(f"targets must have the shape of pred {shape_str(pred.shape)}, got "
                          f"{shape_str(targets.shape)}")
+    if not np.isfinite(targets).all():
+        raise ValueError("targets contains NaN or infinite values")
+    if not check_finite and not np.isfinite(pred).all():
+        return _nan_result(pred)
     diff = pred - targets
     if mask is not None:
         m = np.asarray(mask)

@@ -57,6 +57,13 @@ class Model:
         self.params = {f"{m}.{k}": v for m, mod in self.modules.items()
                        for k, v in mod.params.items()}
 
+    def _grads(self, loss: float, backward, *args) -> dict:
+        """``backward(*args)``, or NaN gradients when the loss is not finite (a diverged
+        step: the trainer skips it; nothing non-finite is backpropagated)."""
+        if not np.isfinite(loss):
+            return {k: np.full_like(v, np.nan) for k, v in self.params.items()}
+        return backward(*args)
+
     def _module_grads(self, name: str, grads: dict, out: dict) -> None:
         for k, v in grads.items():
             out[f"{name}.{k}"] = v
@@ -78,7 +85,8 @@ class Model:
 
     def config(self) -> dict:
         """Constructor arguments (JSON), enough to rebuild the model."""
-        return dict(self._config)
+        # sizes often arrive as numpy integers (``ids.max() + 1``), which JSON cannot hold
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in self._config.items()}
 
     # ------------------------------------------------------------------ persistence
     def checkpoint_arrays(self) -> dict:
@@ -221,16 +229,18 @@ class LanguageModel(Model):
         Returns stats {loss (summed nats), count}, grads of the mean loss, final state."""
         logits, new_state, cache = self.forward(batch["x"], state, batch.get("mask"),
                                                 batch.get("cond"))
-        loss, dlogits = softmax_cross_entropy(logits, batch["y"], batch.get("mask"), "mean")
+        loss, dlogits = softmax_cross_entropy(logits, batch["y"], batch.get("mask"), "mean",
+                                              check_finite=False)
         count = int(np.size(batch["y"]) if batch.get("mask") is None else np.sum(batch["mask"]))
-        grads, _ = self.backward(dlogits, cache)
+        grads = self._grads(loss, lambda: self.backward(dlogits, cache)[0])
         return {"loss": loss * count, "count": count}, grads, new_state
 
     def evaluate(self, batch: dict, state=None):
         """Loss without gradients: returns stats {loss (sum), count}, final state."""
         logits, new_state, _ = self.forward(batch["x"], state, batch.get("mask"),
                                             batch.get("cond"))
-        loss, _ = softmax_cross_entropy(logits, batch["y"], batch.get("mask"), "sum")
+        loss, _ = softmax_cross_entropy(logits, batch["y"], batch.get("mask"), "sum",
+                                        check_finite=False)
         count = int(np.size(batch["y"]) if batch.get("mask") is None else np.sum(batch["mask"]))
         return {"loss": loss, "count": count}, new_state
 
@@ -250,9 +260,9 @@ class LanguageModel(Model):
         """Run a prime sequence ids (T,) (T >= 1) through the model, batch 1.
 
         Returns the logits (V,) of the next token and the state."""
-        ids = check_ids(ids, "prime", self.vocab_size, ndim=1)
-        if ids.size == 0:
+        if np.size(ids) == 0:  # before check_ids: an empty list has a float dtype
             raise ValueError("prime must hold at least one token")
+        ids = check_ids(ids, "prime", self.vocab_size, ndim=1)
         if state is None:
             state, _ = self.initial_state(1, cond)
         logits = None
@@ -393,7 +403,7 @@ class SequenceClassifier(Model):
         y = np.asarray(y)
         if y.shape != (out.shape[0],):
             raise ValueError(f"y must have shape ({out.shape[0]},), got {shape_str(y.shape)}")
-        return softmax_cross_entropy(out, y, None, reduction)
+        return softmax_cross_entropy(out, y, None, reduction, check_finite=False)
 
     def train_batch(self, batch: dict, state=None):
         """batch: x, y (B,) labels, optional mask. Returns stats, grads, None."""
@@ -401,7 +411,7 @@ class SequenceClassifier(Model):
         loss, dout = self._loss(out, batch["y"], "mean")
         n = out.shape[0]
         stats = {"loss": loss * n, "count": n, **self._correct(out, batch["y"])}
-        return stats, self.backward(dout, cache), None
+        return stats, self._grads(loss, self.backward, dout, cache), None
 
     def evaluate(self, batch: dict, state=None):
         out, _ = self.forward(batch["x"], batch.get("mask"))
@@ -434,17 +444,19 @@ class SequenceRegressor(SequenceClassifier):
         super().__init__(output_size, input_size=input_size, **kw)
 
     def config(self):
-        c = dict(self._config)
+        c = super().config()
         c["output_size"] = c.pop("num_classes")
         c.pop("vocab_size", None)
         return c
 
     def _loss(self, out, y, reduction):
-        y = np.asarray(y, dtype=out.dtype).reshape(out.shape[0], -1)
+        y = np.asarray(y, dtype=out.dtype)
+        if y.ndim == 1 and out.shape[1] == 1 and y.shape[0] == out.shape[0]:
+            y = y[:, None]  # (B,) targets of a single output
         if y.shape != out.shape:
             raise ValueError(f"y must have shape {shape_str(out.shape)}, got "
                              f"{shape_str(np.shape(y))}")
-        return mse(out, y, None, reduction)
+        return mse(out, y, None, reduction, check_finite=False)
 
     def _correct(self, out, y):
         return {}
@@ -521,7 +533,7 @@ class SequenceTagger(Model):
         return grads
 
     def _stats(self, logits, y, mask, reduction):
-        loss, dl = softmax_cross_entropy(logits, y, mask, reduction)
+        loss, dl = softmax_cross_entropy(logits, y, mask, reduction, check_finite=False)
         count = int(np.size(y) if mask is None else np.sum(mask))
         hit = logits.argmax(axis=-1) == np.asarray(y)
         if mask is not None:
@@ -533,7 +545,7 @@ class SequenceTagger(Model):
         logits, mask, cache = self.forward(batch["x"], batch.get("mask"))
         loss, dl, count, correct = self._stats(logits, batch["y"], mask, "mean")
         return ({"loss": loss * count, "count": count, "correct": correct},
-                self.backward(dl, cache), None)
+                self._grads(loss, self.backward, dl, cache), None)
 
     def evaluate(self, batch: dict, state=None):
         logits, mask, _ = self.forward(batch["x"], batch.get("mask"))
@@ -640,7 +652,8 @@ class Seq2Seq(Model):
         logits, cache = self.forward(batch["src"], batch["x"], batch.get("src_mask"),
                                      batch.get("mask"))
         mask = batch.get("mask")
-        loss, dl = softmax_cross_entropy(logits, batch["y"], mask, reduction)
+        loss, dl = softmax_cross_entropy(logits, batch["y"], mask, reduction,
+                                         check_finite=False)
         count = int(np.size(batch["y"]) if mask is None else np.sum(mask))
         hit = logits.argmax(-1) == batch["y"]
         if mask is not None:
@@ -651,7 +664,7 @@ class Seq2Seq(Model):
         """batch from :meth:`make_batch`. Returns stats, grads, None."""
         loss, dl, count, correct, cache = self._run(batch, "mean")
         return ({"loss": loss * count, "count": count, "correct": correct},
-                self.backward(dl, cache), None)
+                self._grads(loss, self.backward, dl, cache), None)
 
     def evaluate(self, batch: dict, state=None):
         loss, _, count, correct, _ = self._run(batch, "sum")

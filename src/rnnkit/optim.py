@@ -110,7 +110,7 @@ class SGD(Optimizer):
 
     slots = ("buf",)
 
-    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr=0.001, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
         self.momentum = _check_number(momentum, "momentum")
         self.nesterov = bool(nesterov)
@@ -285,7 +285,11 @@ def clip_by_norm(grads: dict, max_norm: float) -> dict:
 
 def global_norm(grads: dict) -> float:
     """sqrt of the sum of squares of every gradient entry (float64 accumulation)."""
-    return float(math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    total = 0.0
+    for g in grads.values():
+        g = np.asarray(g, dtype=np.float64).ravel()  # float32 squares overflow past ~1e19
+        total += float(np.dot(g, g))
+    return math.sqrt(total)
 
 
 def clip_by_global_norm(grads: dict, max_norm: float) -> float:

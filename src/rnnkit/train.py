@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -220,6 +221,7 @@ class Trainer:
         self.state = TrainState()
         self.carry = None  # the state carried between batches of a stream
         self._good = None  # in-memory copy of the last good weights and optimizer state
+        self._bar = None  # the progress bar while fit() runs
         self._ckpts: list[Path] = []
 
     # ------------------------------------------------------------------ checkpoints
@@ -237,7 +239,9 @@ class Trainer:
             "optimizer": {**self.opt.settings(), "t": self.opt.t, "lr": self.opt.lr},
             "schedule": self.schedule.settings(),
             "rng": _rng_state_json(self.model.rng),
-            "train_config": asdict(self.config),
+            # checkpoint_dir may be a Path, which JSON cannot hold
+            "train_config": {k: str(v) if isinstance(v, Path) else v
+                             for k, v in asdict(self.config).items()},
         }
 
     def save_checkpoint(self, path) -> Path:
@@ -258,11 +262,32 @@ class Trainer:
                 f"{meta.get('config')} vs {self.model.config()}")
         self.model.load_arrays(arrays, repr(str(path)))
         opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-        self.opt.load_state_dict({"t": meta["optimizer"]["t"], "lr": meta["optimizer"]["lr"],
-                                  "arrays": opt_arrays})
+        saved_opt = meta["optimizer"].get("name")
+        if saved_opt != type(self.opt).__name__:
+            raise checkpoint.CheckpointError(
+                f"{str(path)!r} was written with optimizer {saved_opt}, this run uses "
+                f"{type(self.opt).__name__}")
+        try:
+            self.opt.load_state_dict({"t": meta["optimizer"]["t"], "lr": meta["optimizer"]["lr"],
+                                      "arrays": opt_arrays})
+        except (KeyError, ValueError) as e:
+            raise checkpoint.CheckpointError(f"{str(path)!r}: optimizer state: {e}") from None
         _set_rng_state(self.model.rng, meta["rng"])
         self.state = TrainState(**meta["train_state"])
         self.carry = _state_from_arrays(arrays)
+        self._ckpts = self._earlier_checkpoints()
+
+    def _earlier_checkpoints(self) -> list[Path]:
+        """The step-named checkpoints of this run up to the current step, oldest first: a
+        resumed run counts them towards ``keep_checkpoints``."""
+        if self.config.checkpoint_dir is None:
+            return []
+        found = []
+        for p in Path(self.config.checkpoint_dir).glob("ckpt_step*.npz"):
+            m = re.match(r"ckpt_step(\d+)", p.name)
+            if m and int(m.group(1)) <= self.state.step:
+                found.append((int(m.group(1)), p.name, p))
+        return [p for *_, p in sorted(found)]
 
     def _write_checkpoints(self, val_loss: float | None) -> None:
         d = self.config.checkpoint_dir
@@ -325,7 +350,14 @@ class Trainer:
             return f"reached the time limit of {c.time_limit:g} s"
         return None
 
-    def _bar(self):
+    def write(self, msg: str) -> None:
+        """Print a message without garbling the progress bar (if one is showing)."""
+        if self._bar is not None:
+            self._bar.write(msg, file=sys.stderr)
+        else:
+            self.log(msg)
+
+    def _make_bar(self):
         if not self.config.progress:
             return None
         try:
@@ -352,7 +384,7 @@ class Trainer:
         started = time.perf_counter()
         self.model.train()
         self._snapshot()
-        bar = self._bar()
+        bar = self._bar = self._make_bar()
         reason = None
         tokens_since, t_since = 0, time.perf_counter()
         nb = self.train_data.num_batches()
@@ -383,6 +415,14 @@ class Trainer:
                     continue
                 s.bad_steps = 0
                 self.opt.step(grads)
+                if not all(np.isfinite(v).all() for v in self.model.params.values()):
+                    # the update itself overflowed: never keep (or save) such weights
+                    self._restore()
+                    s.batch += 1
+                    if self._bad_step(mean_loss, norm, "the update made weights non-finite"):
+                        reason = "losses stayed non-finite"
+                        break
+                    continue
                 self.carry = new_carry if _finite_state(new_carry) else None
                 s.step += 1
                 s.batch += 1
@@ -394,6 +434,7 @@ class Trainer:
                 now = time.perf_counter()
                 if bar is not None or (c.log_every and s.step % c.log_every == 0):
                     rec["tokens_per_s"] = tokens_since / max(now - t_since, 1e-9)
+                s.history.append(rec)  # before validation, which completes it in place
                 self._show(bar, rec)
                 if bar is None and c.log_every and s.step % c.log_every == 0:
                     tokens_since, t_since = 0, now
@@ -404,7 +445,6 @@ class Trainer:
                         reason = "early stopping"
                 if (c.checkpoint_every and s.step % c.checkpoint_every == 0 and not evaluated):
                     self._write_checkpoints(None)
-                s.history.append(rec)
                 if self.on_step is not None:
                     self.on_step(self, rec)
                 if reason:
@@ -414,19 +454,20 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            self._bar = None
         if c.checkpoint_dir is not None:
             self.save_checkpoint(Path(c.checkpoint_dir) / "last.npz")
         self.log(f"stopped: {reason} (step {s.step}, epoch {s.epoch})")
         return {"stopped": reason, "step": s.step, "epoch": s.epoch, "best_val": s.best_val,
                 "history": s.history}
 
-    def _bad_step(self, loss: float, norm: float) -> bool:
+    def _bad_step(self, loss: float, norm: float, what: str | None = None) -> bool:
         """Handle a non-finite step; returns True when the run must stop."""
         c, s = self.config, self.state
         s.bad_steps += 1
         self.carry = None
-        self.log(f"step {s.step + 1}: non-finite loss ({loss}) or gradient norm ({norm}); "
-                 f"update skipped ({s.bad_steps}/{c.max_bad_steps})")
+        what = what or f"non-finite loss ({loss}) or gradient norm ({norm})"
+        self.log(f"step {s.step + 1}: {what}; update skipped ({s.bad_steps}/{c.max_bad_steps})")
         if s.bad_steps < c.max_bad_steps:
             return False
         if s.restores >= c.max_restores:
@@ -449,6 +490,13 @@ class Trainer:
         if rec is None:
             rec = {"step": s.step, "epoch": s.epoch}
             s.history.append(rec)
+        if val is not None and not math.isfinite(val):
+            # diverging weights: keep neither a snapshot nor a checkpoint of them
+            rec["val_loss"] = None
+            self.log(f"step {s.step}: the validation loss is not finite ({val}); no checkpoint "
+                     "written")
+            s.evals_since_best += 1
+            return c.patience is not None and s.evals_since_best >= c.patience
         rec.update({f"val_{k}": v for k, v in ev.items()})
         improved = val is not None and (s.best_val is None or val < s.best_val - c.min_delta)
         if improved:
@@ -470,7 +518,7 @@ class Trainer:
         if bar is not None:
             post = {"loss": f"{rec['loss']:.4f}"}
             last_val = next((h["val_loss"] for h in reversed(self.state.history)
-                             if "val_loss" in h), None)
+                             if h.get("val_loss") is not None), None)
             if last_val is not None:
                 post["val"] = f"{last_val:.4f}"
             post["bpc"] = f"{rec['loss'] / LN2:.3f}"
