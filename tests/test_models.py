@@ -642,3 +642,25 @@ def test_tagger_and_seq2seq_bad_input():
         s2s.train_batch({"src": np.ones(3, np.int64), "x": x, "y": x})
     with pytest.raises(ValueError, match=r"eos_id must be an id in \[0, 7\), got 7"):
         Seq2Seq(6, 7, 1, 7)
+
+
+def test_tagger_loss_mask_leaves_steps_out_of_the_loss_only():
+    """loss_mask: the network still reads the step, but its label does not count."""
+    rng = np.random.default_rng(5)
+    model = SequenceTagger(3, vocab_size=6, embedding_dim=3, hidden_size=4, dtype=np.float64,
+                           rng=0)
+    x = rng.integers(1, 6, (2, 5))
+    y = rng.integers(0, 3, (2, 5))
+    lm = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], bool)
+    stats, grads, _ = model.train_batch({"x": x, "y": y, "loss_mask": lm})
+    assert stats["count"] == 7
+    y2 = y.copy()
+    y2[~lm] = (y2[~lm] + 1) % 3  # other labels where they do not count: same loss, grads
+    stats2, grads2, _ = model.train_batch({"x": x, "y": y2, "loss_mask": lm})
+    assert stats2["loss"] == stats["loss"]
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], grads2[k])
+    # while the unlabelled steps still feed the network: other tokens there change the loss
+    x2 = x.copy()
+    x2[0, 4] = x2[0, 4] % 5 + 1
+    assert model.train_batch({"x": x2, "y": y, "loss_mask": lm})[0]["loss"] != stats["loss"]

@@ -87,11 +87,16 @@ def as_rng(seed_or_rng, name: str = "rng") -> np.random.Generator:
     """Turn ``None``, an int seed or a ``np.random.Generator`` into a Generator."""
     if isinstance(seed_or_rng, np.random.Generator):
         return seed_or_rng
-    if seed_or_rng is None or (
-        isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool)
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if seed_or_rng is None or is_int(seed_or_rng) or (
+        isinstance(seed_or_rng, (list, tuple)) and seed_or_rng
+        and all(is_int(v) for v in seed_or_rng)
     ):
         return np.random.default_rng(seed_or_rng)
     raise TypeError(
-        f"{name} must be None, an int seed or a numpy.random.Generator, got "
+        f"{name} must be None, an int seed or a numpy.random.Generator (or a list of int "
+        f"seeds), got "
         f"{type(seed_or_rng).__name__}"
     )

@@ -45,7 +45,7 @@ class TrainCommand:
     layers: int = _opt(2, "stacked recurrent layers")
     hidden: int = _opt(128, "hidden units per layer")
     embedding: int = _opt(0, "embedding size (0: one-hot inputs, as char-rnn)")
-    dropout: float = _opt(0.0, "dropout between layers and before the output layer")
+    dropout: float = _opt(0.2, "dropout between layers and before the output layer")
     seq_len: int = _opt(50, "steps of truncated backpropagation through time")
     batch_size: int = _opt(32, "sequences per batch (contiguous streams of the text)")
     optimizer: str = _opt("adam", "optimizer", choices=("sgd", "momentum", "adagrad", "rmsprop",
@@ -65,7 +65,7 @@ class TrainCommand:
     seed: int = _opt(0, "seed of initialisation, dropout and samples")
     out: str | None = _opt(None, "output folder (default: runs/<name of the text>)")
     steps: int | None = _opt(None, "stop after this many steps in total (if no budget is "
-                             "given at all: 1500)")
+                             "given at all: 1000)")
     epochs: int | None = _opt(None, "stop after this many epochs in total")
     time: float | None = _opt(None, "stop after this many seconds of this run")
     eval_every: int = _opt(100, "validate and checkpoint every N steps")
@@ -244,7 +244,7 @@ def _train_settings(args) -> TrainCommand:
     cfg = TrainCommand(**{**base, **given, "out": out})
     _validate(cfg)
     if cfg.steps is None and cfg.epochs is None and cfg.time is None:
-        cfg = replace(cfg, steps=1500)
+        cfg = replace(cfg, steps=1000)
     if cfg.schedule_steps is None:
         cfg = replace(cfg, schedule_steps=cfg.steps or 10_000)
     return cfg

@@ -79,7 +79,9 @@ def to_torch(layer: Recurrent):
     """Build the ``torch.nn.RNN/LSTM/GRU`` (batch_first=True) computing the same function.
 
     Raises ValueError for what PyTorch cannot express: a GRU with ``reset_after=False``,
-    a merge other than ``concat``, a learned initial state."""
+    a merge other than ``concat``, a learned initial state. ``recurrent_dropout`` and
+    ``variational`` (training-time only) have no PyTorch equivalent and are not carried over;
+    the module computes the same function in eval mode."""
     torch = _torch()
     if not isinstance(layer, Recurrent):
         raise TypeError(f"layer must be an rnnkit RNN, LSTM or GRU, got "
@@ -95,7 +97,9 @@ def to_torch(layer: Recurrent):
                          "has initial_state='learned' (convert a layer with initial_state="
                          "'zeros' and pass the learned h0 to the module as its initial state)")
     kw = dict(num_layers=layer.num_layers, bias=layer.bias, batch_first=True,
-              dropout=layer.dropout, bidirectional=layer.bidirectional)
+              # PyTorch applies dropout only between layers (and warns on one layer)
+              dropout=layer.dropout if layer.num_layers > 1 else 0.0,
+              bidirectional=layer.bidirectional)
     if layer.kind == "lstm":
         module = torch.nn.LSTM(layer.input_size, layer.hidden_size, **kw)
     elif layer.kind == "gru":

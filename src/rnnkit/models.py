@@ -540,15 +540,28 @@ class SequenceTagger(Model):
             hit &= np.asarray(mask, dtype=bool)
         return loss, dl, count, int(hit.sum())
 
+    @staticmethod
+    def _loss_mask(batch: dict, mask):
+        """Steps that count in the loss: ``loss_mask`` (B, T) if the batch has one (steps the
+        network reads but that carry no label), within the padding mask."""
+        lm = batch.get("loss_mask")
+        if lm is None:
+            return mask
+        lm = np.asarray(lm, dtype=bool)
+        return lm if mask is None else lm & np.asarray(mask, dtype=bool)
+
     def train_batch(self, batch: dict, state=None):
-        """batch: x, y (B, T) tags, optional mask. Returns stats, grads, None."""
+        """batch: x, y (B, T) tags, optional mask (padding) and loss_mask (unlabelled
+        steps). Returns stats, grads, None."""
         logits, mask, cache = self.forward(batch["x"], batch.get("mask"))
+        mask = self._loss_mask(batch, mask)
         loss, dl, count, correct = self._stats(logits, batch["y"], mask, "mean")
         return ({"loss": loss * count, "count": count, "correct": correct},
                 self._grads(loss, self.backward, dl, cache), None)
 
     def evaluate(self, batch: dict, state=None):
         logits, mask, _ = self.forward(batch["x"], batch.get("mask"))
+        mask = self._loss_mask(batch, mask)
         loss, _, count, correct = self._stats(logits, batch["y"], mask, "sum")
         return {"loss": loss, "count": count, "correct": correct}, None
 

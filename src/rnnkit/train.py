@@ -413,7 +413,6 @@ class Trainer:
                         reason = "losses stayed non-finite"
                         break
                     continue
-                s.bad_steps = 0
                 self.opt.step(grads)
                 if not all(np.isfinite(v).all() for v in self.model.params.values()):
                     # the update itself overflowed: never keep (or save) such weights
@@ -423,6 +422,7 @@ class Trainer:
                         reason = "losses stayed non-finite"
                         break
                     continue
+                s.bad_steps = 0
                 self.carry = new_carry if _finite_state(new_carry) else None
                 s.step += 1
                 s.batch += 1
