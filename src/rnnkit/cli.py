@@ -118,7 +118,8 @@ def _schedule(cfg: TrainCommand):
 def _sample_defaults(vocab, source: str) -> dict:
     nl = "\n" in vocab.index
     if source == BUILTIN:
-        return {"prime": "\n", "stop": "\n", "length": 50}
+        # names are capitalised when shown, as the course prints them
+        return {"prime": "\n", "stop": "\n", "length": 50, "capitalize": True}
     return {"prime": "\n" if nl else vocab.tokens[0], "stop": None, "length": 300}
 
 
@@ -443,12 +444,16 @@ def cmd_sample(args) -> int:
         # words are joined by spaces, as Vocab.decode does: none at the start of a line
         # nor before a newline
         line_start = [True]
+        first = [defaults.get("capitalize", False) and not args.show_prime]
         if args.show_prime:
             sys.stdout.write(prime)
             line_start[0] = prime[-1].isspace()
 
-        def emit(tok, line_start=line_start):
+        def emit(tok, line_start=line_start, first=first):
             t = vocab.tokens[tok]
+            if first[0]:  # the first letter of a name
+                t = t.upper()
+            first[0] = False
             sys.stdout.write(t if not sep or line_start[0] or t == "\n" else sep + t)
             sys.stdout.flush()
             line_start[0] = t == "\n"
