@@ -1,0 +1,266 @@
+"""Where an rnnkit LSTM training step spends its time, and this machine's GEMM throughput.
+
+Times one training step (the one of ``bench.py``: LSTM, per-step linear output layer,
+softmax cross-entropy over 65 symbols, forward + backward) and splits it into
+
+* the matrix products inside ``rnnkit.cells.direction_forward/backward``, by role
+  (input projection, per-step recurrent products, weight gradients, input gradient);
+* the element-wise work of those two functions (everything in them that is not a matrix
+  product: gate nonlinearities, cell update, gate gradients, Python loop overhead);
+* the rest of the layer (argument checks, batch-first/time-major transposes);
+* the output layer and loss (written with numpy in ``bench.py``).
+
+The matrix products are timed by swapping the ``np`` module seen by ``rnnkit.cells`` for a
+proxy whose ``matmul`` records its wall time (the engine itself is not modified). Then
+plain float32 products of the same shapes are timed alone, in numpy and in PyTorch, to
+give the GEMM throughput (GFLOP/s) this machine reaches at those shapes.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_lstm.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (the benchmark's model, loss and machine description)
+
+ROLES = {
+    "_project": "input projection x @ W_x (all steps)",
+    "direction_forward": "recurrent h @ W_h (per step, forward)",
+    "direction_backward": "recurrent dg @ W_h.T (per step, backward)",
+}
+FORWARD_ROLES = (ROLES["_project"], ROLES["direction_forward"])
+
+
+class _TimedNumpy:
+    """Stands in for ``numpy`` inside rnnkit.cells: ``matmul`` is timed, the rest forwarded."""
+
+    def __init__(self, totals: dict, counts: dict, D: int, H: int):
+        self._totals, self._counts, self._D, self._H = totals, counts, D, H
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, a, b, *args, **kwargs):
+        caller = sys._getframe(1).f_code.co_name
+        if caller in ROLES:
+            role = ROLES[caller]
+        elif a.shape[0] == self._D:  # in _weight_grads: x.T (D, T*B)
+            role = "weight gradient dW_x = x.T @ dg"
+        elif a.shape[0] == self._H:  # h.T (H, T*B)
+            role = "weight gradient dW_h = h.T @ dg"
+        else:  # dg (T*B, G*H)
+            role = "input gradient dx = dg @ W_x.T"
+        t0 = time.perf_counter()
+        out = np.matmul(a, b, *args, **kwargs)
+        self._totals[role] += time.perf_counter() - t0
+        self._counts[role] += 1
+        return out
+
+
+def _timed(fn, totals: dict, key: str):
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        totals[key] += time.perf_counter() - t0
+        return out
+
+    return wrapper
+
+
+def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
+    """Median breakdown (seconds per training step) of the rnnkit LSTM step."""
+    import rnnkit.cells as cells
+    import rnnkit.recurrent as recurrent
+
+    rng = np.random.default_rng(seed)
+    layer = bench.make_layer("lstm", layers, H, rng)
+    W_y, b_y = bench.make_output(H, rng)
+    chars = rng.integers(0, bench.V, size=(B, T + 1))
+    x = np.eye(bench.V, dtype=np.float32)[chars[:, :-1]]
+    targets = chars[:, 1:].reshape(-1)
+
+    totals: dict = defaultdict(float)
+    counts: dict = defaultdict(int)
+    saved = (cells.np, recurrent.direction_forward, recurrent.direction_backward)
+    cells.np = _TimedNumpy(totals, counts, bench.V, H)
+    recurrent.direction_forward = _timed(saved[1], totals, "kernel forward")
+    recurrent.direction_backward = _timed(saved[2], totals, "kernel backward")
+
+    def step():
+        t0 = time.perf_counter()
+        out, _, cache = layer.forward(x)
+        t1 = time.perf_counter()
+        _, dhs, _, _ = bench.output_loss_numpy(out.reshape(B * T, H), W_y, b_y, targets)
+        t2 = time.perf_counter()
+        layer.backward(dhs.reshape(B, T, H), cache)
+        t3 = time.perf_counter()
+        totals["layer forward"] += t1 - t0
+        totals["output layer + loss"] += t2 - t1
+        totals["layer backward"] += t3 - t2
+        totals["step"] += t3 - t0
+
+    rows = []
+    try:
+        for _ in range(2):  # warm-up
+            step()
+        gc.collect()
+        gc.disable()
+        for _ in range(reps):
+            totals.clear()
+            counts.clear()
+            time.sleep(0.15)  # let OpenBLAS' idle workers go to sleep, as bench.py does
+            step()
+            rows.append((dict(totals), dict(counts)))
+    finally:
+        gc.enable()
+        cells.np, recurrent.direction_forward, recurrent.direction_backward = saved
+    # the repetition with the median total stands for all (its parts add up)
+    rows.sort(key=lambda r: r[0]["step"])
+    tot, cnt = rows[len(rows) // 2]
+    return tot, cnt, [r[0]["step"] for r in rows]
+
+
+def gemm_shapes(B: int, T: int, H: int, D: int, V: int):
+    """(label, m, k, n, calls per step, transposed A, transposed B) of the step's products."""
+    N, G = T * B, 4 * H
+    return [
+        ("x @ W_x", N, D, G, 1, False, False),
+        ("h @ W_h (per step)", B, H, G, T, False, False),
+        ("dg @ W_h.T (per step)", B, G, H, T, False, False),
+        ("dW_x = x.T @ dg", D, N, G, 1, True, False),
+        ("dW_h = h.T @ dg", H, N, G, 1, True, False),
+        ("dx = dg @ W_x.T", N, G, D, 1, False, True),
+        ("logits = h @ W_y", N, H, V, 1, False, False),
+        ("dW_y = h.T @ dz", H, N, V, 1, True, False),
+        ("dh = dz @ W_y.T", N, V, H, 1, False, True),
+        ("reference 1024^3", 1024, 1024, 1024, 0, False, False),
+    ]
+
+
+def time_gemm(m, k, n, trans_a, trans_b, torch, reps: int):
+    """Median seconds of one float32 (m, k) @ (k, n) product, numpy and torch, operands laid
+    out as in the engine (transposed views where it uses them)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    a_op = a.T if trans_a else a
+    b_op = b.T if trans_b else b
+    out = np.empty((m, n), dtype=np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    ta_op = ta.T if trans_a else ta
+    tb_op = tb.T if trans_b else tb
+    tout = torch.empty((m, n))
+    inner = max(1, int(2e7 // (m * k * n) + 1))  # repeat tiny products to time them
+    inner = min(inner, 1000)
+
+    def run_np():
+        for _ in range(inner):
+            np.matmul(a_op, b_op, out=out)
+
+    def run_torch():
+        for _ in range(inner):
+            torch.matmul(ta_op, tb_op, out=tout)
+
+    times = bench.time_interleaved([run_np, run_torch], reps, 2, gap=0.15)
+    return statistics.median(times[0]) / inner, statistics.median(times[1]) / inner
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Profile rnnkit's LSTM training step (matrix products vs element-wise "
+        "work) and time float32 matrix products of the same shapes in numpy and PyTorch.")
+    ap.add_argument("--batch", type=int, default=32, help="B, sequences per batch (default 32)")
+    ap.add_argument("--steps", type=int, default=100, help="T, time steps (default 100)")
+    ap.add_argument("--hidden", type=int, default=256, help="H, hidden units (default 256)")
+    ap.add_argument("--layers", type=int, default=1, help="stacked LSTM layers (default 1)")
+    ap.add_argument("--reps", type=int, default=15,
+                    help="timed repetitions of the step and of each product (default 15)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads for numpy's BLAS and PyTorch (default 2)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+    args = ap.parse_args(argv)
+    for name in ("batch", "steps", "hidden", "layers", "reps", "threads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+
+    bench.set_numpy_threads(args.threads)
+    blas = bench.numpy_blas_info()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    B, T, H, L = args.batch, args.steps, args.hidden, args.layers
+    print(f"machine: {bench.cpu_model()}; numpy {np.__version__} BLAS: "
+          f"{bench.describe_blas(blas)}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    for v in bench.OPENBLAS_VARS:
+        print(f"env: {v} is " + ("SET (warning: can slow numpy's BLAS)" if v in os.environ
+                                 else "unset"))
+    print(f"load average at start: {bench.load_average()}")
+    print()
+
+    tot, cnt, steps = profile_step(B, T, H, L, args.reps, args.seed)
+    step = tot["step"]
+    mm = {k: v for k, v in tot.items() if k in cnt}  # the matrix products, by role
+    mm_total = sum(mm.values())
+    kernels = tot["kernel forward"] + tot["kernel backward"]
+    elementwise = kernels - mm_total
+    layer_rest = tot["layer forward"] + tot["layer backward"] - kernels
+    print(f"rnnkit LSTM training step, (B, T, H) = ({B}, {T}, {H}), {L} layer(s): "
+          f"median {statistics.median(steps) * 1e3:.1f} ms "
+          f"(min {min(steps) * 1e3:.1f}, max {max(steps) * 1e3:.1f}); "
+          f"breakdown of the median repetition:")
+    print(f"{'part':<46}{'calls':>7}{'ms':>9}{'share':>8}")
+    print("-" * 70)
+    for k in sorted(mm, key=lambda k: -mm[k]):
+        print(f"  {k:<44}{cnt[k]:>7}{mm[k] * 1e3:>9.2f}{mm[k] / step:>8.1%}")
+    print(f"{'matrix products in the kernels':<46}{'':>7}{mm_total * 1e3:>9.2f}"
+          f"{mm_total / step:>8.1%}")
+    print(f"{'element-wise work in the kernels':<46}{'':>7}{elementwise * 1e3:>9.2f}"
+          f"{elementwise / step:>8.1%}")
+    mm_fwd = sum(v for k, v in mm.items() if k in FORWARD_ROLES)
+    for phase, kern, mm_part in (("forward", tot["kernel forward"], mm_fwd),
+                                 ("backward", tot["kernel backward"], mm_total - mm_fwd)):
+        ew = kern - mm_part
+        print(f"  {'of it in direction_' + phase:<44}{'':>7}{ew * 1e3:>9.2f}{ew / step:>8.1%}")
+    print(f"{'layer outside the kernels (checks, transposes)':<46}{'':>7}"
+          f"{layer_rest * 1e3:>9.2f}{layer_rest / step:>8.1%}")
+    out_loss = tot["output layer + loss"]
+    print(f"{'output layer + loss (numpy, bench.py)':<46}{'':>7}{out_loss * 1e3:>9.2f}"
+          f"{out_loss / step:>8.1%}")
+    print(f"{'total':<46}{'':>7}{step * 1e3:>9.2f}{1:>8.0%}")
+    print()
+
+    print("float32 matrix products of the same shapes, alone (median per product):")
+    print(f"{'product':<24}{'m x k x n':>18}{'calls':>7}{'numpy us':>10}{'GFLOP/s':>9}"
+          f"{'torch us':>10}{'GFLOP/s':>9}")
+    print("-" * 87)
+    sum_np = sum_t = flops = 0.0
+    for label, m, k, n, calls, tra, trb in gemm_shapes(B, T, H, bench.V, bench.V):
+        t_np, t_t = time_gemm(m, k, n, tra, trb, torch, max(5, args.reps // 2))
+        f = 2.0 * m * k * n
+        if calls:
+            sum_np += calls * t_np
+            sum_t += calls * t_t
+            flops += calls * f
+        print(f"{label:<24}{f'{m}x{k}x{n}':>18}{calls:>7}{t_np * 1e6:>10.1f}"
+              f"{f / t_np / 1e9:>9.1f}{t_t * 1e6:>10.1f}{f / t_t / 1e9:>9.1f}")
+    print(f"all products of one step ({flops / 1e9:.2f} GFLOP): numpy {sum_np * 1e3:.1f} ms "
+          f"({flops / sum_np / 1e9:.1f} GFLOP/s), torch {sum_t * 1e3:.1f} ms "
+          f"({flops / sum_t / 1e9:.1f} GFLOP/s)")
+    print(f"load average at end: {bench.load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
