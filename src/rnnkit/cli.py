@@ -193,17 +193,25 @@ RESUME_FIXED = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "
                 "optimizer", "val_fraction", "word")
 
 
-def _check_resume(cfg: TrainCommand, last: Path, vocab) -> None:
-    """Refuse a --resume whose flags or text do not match the run saved in ``last``."""
+def _saved_run(last: Path) -> dict:
+    """The metadata of a run's last.npz, or a clear --resume error."""
     from .checkpoint import load
 
+    if not last.exists():
+        _fail(f"--resume: {str(last)!r} does not exist (train without --resume first)")
     try:
         _, meta = load(last)
     except CheckpointError as e:
         _fail(f"--resume: {e}")
-    old = meta.get("cli")
-    if not isinstance(old, dict) or "train_state" not in meta:
+    if not isinstance(meta.get("cli"), dict) or "train_state" not in meta:
         _fail(f"--resume: {str(last)!r} was not written by `rnnkit train`")
+    return meta
+
+
+def _check_resume(cfg: TrainCommand, last: Path, vocab) -> None:
+    """Refuse a --resume whose flags or text do not match the run saved in ``last``."""
+    meta = _saved_run(last)
+    old = meta["cli"]
     diffs = [f"--{k.replace('_', '-')} {old[k]} (now {getattr(cfg, k)})"
              for k in RESUME_FIXED if k in old and old[k] != getattr(cfg, k)]
     if diffs:
@@ -224,23 +232,12 @@ NOT_INHERITED = ("resume", "quiet", "time", "out")
 
 def _train_settings(args) -> TrainCommand:
     """The flags given, completed by the defaults or, with --resume, by the saved run's."""
-    from .checkpoint import load
-
     given = {f.name: getattr(args, f.name) for f in fields(TrainCommand) if hasattr(args, f.name)}
     text = given.get("text")
     out = given.get("out") or str(Path("runs") / (Path(text).stem if text else "dinos"))
     base = asdict(TrainCommand())
     if given.get("resume"):
-        last = Path(out) / "last.npz"
-        if not last.exists():
-            _fail(f"--resume: {str(last)!r} does not exist (train without --resume first)")
-        try:
-            _, meta = load(last)
-        except CheckpointError as e:
-            _fail(f"--resume: {e}")
-        saved = meta.get("cli")
-        if not isinstance(saved, dict) or "train_state" not in meta:
-            _fail(f"--resume: {str(last)!r} was not written by `rnnkit train`")
+        saved = _saved_run(Path(out) / "last.npz")["cli"]
         base.update({k: v for k, v in saved.items() if k in base and k not in NOT_INHERITED})
     cfg = TrainCommand(**{**base, **given, "out": out})
     _validate(cfg)

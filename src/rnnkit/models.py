@@ -64,6 +64,25 @@ class Model:
             return {k: np.full_like(v, np.nan) for k, v in self.params.items()}
         return backward(*args)
 
+    def _build_stack(self, vocab_size, input_size, embedding_dim, pad_id, cell, hidden_size,
+                     num_layers, bidirectional, dropout, num_outputs, **rnn_kwargs) -> None:
+        """embed (for token ids) -> rnn -> dropout -> head (Dense to num_outputs): the
+        modules of the classifier and the tagger."""
+        if vocab_size is not None:
+            self.modules["embed"] = Embedding(vocab_size, embedding_dim, padding_idx=pad_id,
+                                              dtype=self.dtype, rng=self.rng)
+            D = embedding_dim
+        else:
+            D = check_positive_int(input_size, "input_size")
+        self.rnn = make_recurrent(cell, D, hidden_size, num_layers, bidirectional=bidirectional,
+                                  dropout=dropout, dtype=self.dtype, rng=self.rng, **rnn_kwargs)
+        self.modules["rnn"] = self.rnn
+        self.drop = Dropout(dropout, rng=self.rng)
+        self.aux.append(self.drop)
+        self.head = Dense(self.rnn.output_size, num_outputs, dtype=self.dtype, rng=self.rng)
+        self.modules["head"] = self.head
+        self._finish()
+
     def _module_grads(self, name: str, grads: dict, out: dict) -> None:
         for k, v in grads.items():
             out[f"{name}.{k}"] = v
@@ -326,21 +345,9 @@ class SequenceClassifier(Model):
                             hidden_size=hidden_size, num_layers=num_layers,
                             bidirectional=bidirectional, pooling=pooling, dropout=dropout,
                             pad_id=pad_id, dtype=self.dtype.name, **cell_kwargs)
-        if vocab_size is not None:
-            self.modules["embed"] = Embedding(vocab_size, embedding_dim, padding_idx=pad_id,
-                                              dtype=self.dtype, rng=self.rng)
-            D = embedding_dim
-        else:
-            D = check_positive_int(input_size, "input_size")
-        self.rnn = make_recurrent(cell, D, hidden_size, num_layers, bidirectional=bidirectional,
-                                  dropout=dropout, dtype=self.dtype, rng=self.rng,
-                                  return_sequences=pooling != "last", **cell_kwargs)
-        self.modules["rnn"] = self.rnn
-        self.drop = Dropout(dropout, rng=self.rng)
-        self.aux.append(self.drop)
-        self.head = Dense(self.rnn.output_size, num_classes, dtype=self.dtype, rng=self.rng)
-        self.modules["head"] = self.head
-        self._finish()
+        self._build_stack(vocab_size, input_size, embedding_dim, pad_id, cell, hidden_size,
+                          num_layers, bidirectional, dropout, num_classes,
+                          return_sequences=pooling != "last", **cell_kwargs)
 
     def _encode(self, x, mask):
         if self.vocab_size is not None:
@@ -493,21 +500,8 @@ class SequenceTagger(Model):
                             num_layers=num_layers, bidirectional=bidirectional,
                             dropout=dropout, pad_id=pad_id, dtype=self.dtype.name,
                             **cell_kwargs)
-        if vocab_size is not None:
-            self.modules["embed"] = Embedding(vocab_size, embedding_dim, padding_idx=pad_id,
-                                              dtype=self.dtype, rng=self.rng)
-            D = embedding_dim
-        else:
-            D = check_positive_int(input_size, "input_size")
-        self.rnn = make_recurrent(cell, D, hidden_size, num_layers, bidirectional=bidirectional,
-                                  dropout=dropout, dtype=self.dtype, rng=self.rng,
-                                  **cell_kwargs)
-        self.modules["rnn"] = self.rnn
-        self.drop = Dropout(dropout, rng=self.rng)
-        self.aux.append(self.drop)
-        self.head = Dense(self.rnn.output_size, num_tags, dtype=self.dtype, rng=self.rng)
-        self.modules["head"] = self.head
-        self._finish()
+        self._build_stack(vocab_size, input_size, embedding_dim, pad_id, cell, hidden_size,
+                          num_layers, bidirectional, dropout, num_tags, **cell_kwargs)
 
     _encode = SequenceClassifier._encode
 
