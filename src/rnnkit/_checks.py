@@ -61,6 +61,7 @@ def check_array(x, name: str, shape: tuple, dtype=None, finite: bool = True) -> 
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer >= minimum, else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
@@ -69,6 +70,7 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
 
 
 def check_choice(value, name: str, choices) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
@@ -76,6 +78,7 @@ def check_choice(value, name: str, choices) -> str:
 
 
 def check_probability(value, name: str) -> float:
+    """Return ``value`` as a float in [0, 1), else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
         raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
     if not 0.0 <= float(value) < 1.0:

@@ -249,6 +249,7 @@ def _train_settings(args) -> TrainCommand:
 
 
 def cmd_train(args) -> int:
+    """``rnnkit train``: build, train, checkpoint and sample; returns the exit code."""
     from .data import Vocab, split_train_val
     from .models import LanguageModel
     from .optim import make_optimizer
@@ -403,6 +404,7 @@ def _load(path):
 
 
 def cmd_sample(args) -> int:
+    """``rnnkit sample``: stream generated text from a checkpoint; returns the exit code."""
     if args.length < 0:
         _fail(f"--length must be >= 0 (0: the run's default), got {args.length}")
     if args.num < 1:
@@ -467,6 +469,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    """``rnnkit eval``: loss, bits per token and perplexity on a text; returns the exit code."""
     from .data import read_text
     from .train import StreamData, TrainConfig, Trainer
 
@@ -497,6 +500,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_info(args) -> int:
+    """``rnnkit info``: describe a checkpoint; returns the exit code."""
     model, meta, vocab = _load(args.checkpoint)
     cli = meta.get("cli", {})
     print(f"checkpoint  {args.checkpoint}")
@@ -524,6 +528,7 @@ def cmd_info(args) -> int:
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``rnnkit`` command and its subcommands."""
     p = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks on numpy: train "
                                 "a character-level language model, then sample from it.")
     p.add_argument("--version", action="version", version=f"rnnkit {__version__}")
@@ -585,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Entry point of the ``rnnkit`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

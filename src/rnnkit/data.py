@@ -132,10 +132,12 @@ class Vocab:
         return " ".join(toks).replace(" \n ", "\n").replace(" \n", "\n").replace("\n ", "\n")
 
     def to_json(self) -> dict:
+        """The vocabulary as a JSON-serialisable dict (tokens, level, unk)."""
         return {"tokens": self.tokens, "level": self.level, "unk": self.unk}
 
     @classmethod
     def from_json(cls, d: dict) -> Vocab:
+        """Rebuild a vocabulary from :meth:`to_json`."""
         return cls(d["tokens"], d.get("level", "char"), d.get("unk"))
 
 

@@ -35,6 +35,7 @@ class Layer:
         return self
 
     def num_parameters(self) -> int:
+        """Total number of parameter entries."""
         return int(sum(p.size for p in self.params.values()))
 
 

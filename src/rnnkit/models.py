@@ -100,6 +100,7 @@ class Model:
         return self
 
     def num_parameters(self) -> int:
+        """Total number of parameter entries."""
         return int(sum(p.size for p in self.params.values()))
 
     def config(self) -> dict:
@@ -109,6 +110,7 @@ class Model:
 
     # ------------------------------------------------------------------ persistence
     def checkpoint_arrays(self) -> dict:
+        """The parameters as checkpoint arrays named ``param/<name>``."""
         return {f"param/{k}": v for k, v in self.params.items()}
 
     def load_arrays(self, arrays: dict, source: str = "checkpoint") -> None:
@@ -421,6 +423,7 @@ class SequenceClassifier(Model):
         return stats, self._grads(loss, self.backward, dout, cache), None
 
     def evaluate(self, batch: dict, state=None):
+        """Loss and counts of one batch without gradients: returns stats, None."""
         out, _ = self.forward(batch["x"], batch.get("mask"))
         loss, _ = self._loss(out, batch["y"], "sum")
         return {"loss": loss, "count": out.shape[0], **self._correct(out, batch["y"])}, None
@@ -451,6 +454,7 @@ class SequenceRegressor(SequenceClassifier):
         super().__init__(output_size, input_size=input_size, **kw)
 
     def config(self):
+        """Constructor arguments (JSON), enough to rebuild the model."""
         c = super().config()
         c["output_size"] = c.pop("num_classes")
         c.pop("vocab_size", None)
@@ -514,6 +518,7 @@ class SequenceTagger(Model):
         return logits, mask, (ecache, rcache, dcache, hcache)
 
     def backward(self, dlogits, cache):
+        """dlogits (as returned by forward) -> grads keyed like params."""
         ecache, rcache, dcache, hcache = cache
         grads: dict = {}
         dh, g = self.head.backward(dlogits, hcache)
@@ -554,6 +559,7 @@ class SequenceTagger(Model):
                 self._grads(loss, self.backward, dl, cache), None)
 
     def evaluate(self, batch: dict, state=None):
+        """Loss and counts of one batch without gradients: returns stats, None."""
         logits, mask, _ = self.forward(batch["x"], batch.get("mask"))
         mask = self._loss_mask(batch, mask)
         loss, _, count, correct = self._stats(logits, batch["y"], mask, "sum")
@@ -630,6 +636,7 @@ class Seq2Seq(Model):
         return logits, (enc_cache, ecache, rcache, hcache)
 
     def backward(self, dlogits, cache):
+        """dlogits (as returned by forward) -> grads keyed like params."""
         (src_ecache, src_rcache), ecache, rcache, hcache = cache
         grads: dict = {}
         dh, g = self.modules["head"].backward(dlogits, hcache)
@@ -674,6 +681,7 @@ class Seq2Seq(Model):
                 self._grads(loss, self.backward, dl, cache), None)
 
     def evaluate(self, batch: dict, state=None):
+        """Loss and counts of one batch without gradients: returns stats, None."""
         loss, _, count, correct, _ = self._run(batch, "sum")
         return {"loss": loss, "count": count, "correct": correct}, None
 

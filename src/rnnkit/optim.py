@@ -131,6 +131,7 @@ class SGD(Optimizer):
         p -= self.lr * g
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
@@ -162,6 +163,7 @@ class Adagrad(Optimizer):
         p -= self.lr * g / (np.sqrt(s["sum"]) + self.eps)
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {**super().settings(), "eps": self.eps,
                 "initial_accumulator_value": self.initial_accumulator_value}
 
@@ -193,6 +195,7 @@ class RMSProp(Optimizer):
         p -= self.lr * step
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {**super().settings(), "alpha": self.alpha, "eps": self.eps,
                 "momentum": self.momentum}
 
@@ -234,6 +237,7 @@ class Adam(Optimizer):
         p -= (self.lr / bc1) * (m / denom)
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {**super().settings(), "betas": list(self.betas), "eps": self.eps}
 
 
@@ -331,6 +335,7 @@ class Schedule:
         return self.base_lr
 
     def settings(self) -> dict:
+        """The constructor settings (JSON-serialisable)."""
         return {"name": "constant", "base_lr": self.base_lr}
 
 
@@ -347,6 +352,7 @@ class StepDecay(Schedule):
         return self.base_lr * self.gamma ** (max(0, step - self.start) // self.every)
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {"name": "step", "base_lr": self.base_lr, "every": self.every,
                 "gamma": self.gamma, "start": self.start}
 
@@ -362,6 +368,7 @@ class ExponentialDecay(Schedule):
         return self.base_lr * self.gamma**step
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {"name": "exponential", "base_lr": self.base_lr, "gamma": self.gamma}
 
 
@@ -378,6 +385,7 @@ class CosineDecay(Schedule):
         return self.min_lr + (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * frac)) / 2
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {"name": "cosine", "base_lr": self.base_lr, "total_steps": self.total_steps,
                 "min_lr": self.min_lr}
 
@@ -398,4 +406,5 @@ class Warmup(Schedule):
         return self.after(step - self.warmup_steps)
 
     def settings(self):
+        """The constructor settings (JSON-serialisable)."""
         return {"name": "warmup", "warmup_steps": self.warmup_steps, "after": self.after.settings()}

@@ -127,6 +127,7 @@ class Recurrent:
     # ------------------------------------------------------------------ structure
     @property
     def num_directions(self) -> int:
+        """2 for a bidirectional layer, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
@@ -204,6 +205,7 @@ class Recurrent:
         return self
 
     def num_parameters(self) -> int:
+        """Total number of parameter entries."""
         return int(sum(p.size for p in self.params.values()))
 
     def zero_state(self, batch_size: int):

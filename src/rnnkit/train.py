@@ -48,9 +48,11 @@ class StreamData:
         self.stream = TextStream(ids, batch_size, seq_len)
 
     def num_batches(self) -> int:
+        """Batches per epoch."""
         return len(self.stream)
 
     def batch(self, epoch: int, k: int) -> dict:
+        """Batch ``k`` of ``epoch``: a dict of arrays such as x, y (B, ...) and mask."""
         x, y = self.stream.batch(k)
         return {"x": x, "y": y}
 
@@ -82,6 +84,7 @@ class ArrayData:
         self._order = (None, None)
 
     def num_batches(self) -> int:
+        """Batches per epoch."""
         return -(-self.n // self.batch_size)
 
     def _perm(self, epoch: int):
@@ -92,6 +95,7 @@ class ArrayData:
         return self._order[1]
 
     def batch(self, epoch: int, k: int) -> dict:
+        """Batch ``k`` of ``epoch``: a dict of arrays such as x, y (B, ...) and mask."""
         idx = self._perm(epoch)[k * self.batch_size : (k + 1) * self.batch_size]
         return {name: a[idx] for name, a in self.arrays.items()}
 
@@ -109,6 +113,7 @@ class ListData(ArrayData):
         super().__init__({"i": np.arange(len(items))}, batch_size, shuffle, seed)
 
     def batch(self, epoch: int, k: int) -> dict:
+        """Batch ``k`` of ``epoch``: a dict of arrays such as x, y (B, ...) and mask."""
         idx = super().batch(epoch, k)["i"]
         return self.collate([self.items[i] for i in idx])
 
