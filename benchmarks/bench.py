@@ -24,18 +24,30 @@ Ratios are rnnkit time / PyTorch time: below 1 means rnnkit is faster.
 
 from __future__ import annotations
 
-import argparse
-import fnmatch
-import gc
 import os
-import platform
-import statistics
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
+# Idle threads of a BLAS/OpenMP pool spin on a core for a while after each call before they
+# sleep: OpenBLAS about 0.1 s (2**28 cycles), PyTorch's libgomp about 10 ms. When the two
+# libraries take turns on a 2-core machine, the spinning threads of one steal a core from
+# the other and distort both timings (PyTorch's LSTM step at (32, 100, 256) measured twice
+# as slow). Limit the spinning to about 1 ms, which covers the pauses between the products
+# of one training step, in this process only and before numpy and torch load their pools.
+# Values already in the environment are respected.
+SPIN_LIMITS = {"OPENBLAS_THREAD_TIMEOUT": "21", "GOMP_SPINCOUNT": "30000"}
+for _name, _value in SPIN_LIMITS.items():
+    os.environ.setdefault(_name, _value)
+
+import argparse  # noqa: E402
+import fnmatch  # noqa: E402
+import gc  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 V = 65  # vocabulary size (tiny Shakespeare has 65 symbols)
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -122,17 +134,39 @@ def load_average() -> str:
         return "unavailable"
 
 
-def busy_warning() -> str | None:
-    """A warning if other processes keep the CPUs busy (1-minute load average)."""
-    try:
-        load1 = os.getloadavg()[0]
-    except OSError:
-        return None
-    if load1 > 0.5:
-        return (f"WARNING: 1-minute load average {load1:.2f}: other processes are using the "
-                "CPUs; multi-threaded timings on a small machine suffer badly from that "
-                "(look at the spread columns and re-run when the machine is idle)")
-    return None
+class OtherLoad:
+    """How much CPU other processes used while a block ran: a direct noise indicator.
+
+    ``/proc/stat`` gives the machine's busy time and ``os.times`` this process's own;
+    the difference over the block, divided by its wall time and the number of CPUs, is the
+    share of the machine that other processes took (0 on an idle machine). None where
+    ``/proc/stat`` is unavailable.
+    """
+
+    def __init__(self):
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+        own = os.times()
+        return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.perf_counter()
+
+    def share(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None:
+            return None
+        busy, own, wall = (e - s for e, s in zip(end, self._start, strict=True))
+        return max(busy - own, 0.0) / (wall * (os.cpu_count() or 1))
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def numpy_blas_info() -> list[dict]:
@@ -405,18 +439,13 @@ def build_gen(cfg: GenConfig, torch, seed: int):
 
 
 # --------------------------------------------------------------------------- timing
-def time_interleaved(fns: list[Callable], reps: int, warmup: int,
-                     gap: float) -> list[list[float]]:
+def time_interleaved(fns: list[Callable], reps: int, warmup: int) -> list[list[float]]:
     """Call each function warmup times, then reps times in turn (f0, f1, ..., f0, f1, ...).
 
-    Before every call the process sleeps ``gap`` seconds: the idle workers of a thread pool
-    keep spinning on a core after each call (OpenBLAS for about 0.1 s, PyTorch's OpenMP
-    for about 10 ms), and on a 2-core machine they would otherwise slow down the library
-    timed next. Returns the wall-clock seconds of every timed call, one list per function.
-    The garbage collector is off while timing (as in ``timeit``).
+    Returns the wall-clock seconds of every timed call, one list per function. The garbage
+    collector is off while timing (as in ``timeit``).
     """
     for f in fns:
-        time.sleep(gap)
         for _ in range(warmup):
             f()
     times: list[list[float]] = [[] for _ in fns]
@@ -425,7 +454,6 @@ def time_interleaved(fns: list[Callable], reps: int, warmup: int,
     try:
         for _ in range(reps):
             for f, ts in zip(fns, times, strict=True):
-                time.sleep(gap)
                 t0 = time.perf_counter()
                 f()
                 ts.append(time.perf_counter() - t0)
@@ -457,7 +485,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py",
     )
     ap.add_argument("--quick", action="store_true",
-                    help="fast smoke run: small configurations, 3 repetitions, 1 warm-up")
+                    help="fast smoke run (seconds): small configurations, 5 repetitions")
     ap.add_argument("--only", nargs="+", metavar="PATTERN",
                     help="run only the configurations whose name matches a glob pattern "
                     "(e.g. 'train/lstm*' 'gen/*') or contains a plain string (e.g. 256); "
@@ -466,26 +494,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="print the configuration names (respecting --quick/--only) and exit")
     ap.add_argument("--reps", type=int, default=None,
                     help="timed repetitions per library and configuration "
-                    "(default 15, or 3 with --quick)")
+                    "(default 15, or 5 with --quick)")
     ap.add_argument("--warmup", type=int, default=None,
                     help="untimed warm-up calls per library and configuration "
-                    "(default 2, or 1 with --quick)")
+                    "(default 2)")
     ap.add_argument("--gen-chars", type=int, default=None,
                     help="characters generated per timed generation repetition "
                     "(default 200, or 30 with --quick)")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for both numpy's BLAS and PyTorch (default 2)")
-    ap.add_argument("--gap", type=float, default=0.15,
-                    help="seconds of sleep before every timed call, so that the idle "
-                    "threads of the library timed before (OpenBLAS spins for about 0.1 s "
-                    "after a call) do not compete with the one being timed (default 0.15)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights, data and sampling (default 0)")
     args = ap.parse_args(argv)
     if args.reps is None:
-        args.reps = 3 if args.quick else 15
+        args.reps = 5 if args.quick else 15
     if args.warmup is None:
-        args.warmup = 1 if args.quick else 2
+        args.warmup = 2
     if args.gen_chars is None:
         args.gen_chars = 30 if args.quick else 200
     for name in ("reps", "gen_chars", "threads"):
@@ -493,8 +517,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         ap.error(f"--warmup must be >= 0, got {args.warmup}")
-    if args.gap < 0:
-        ap.error(f"--gap must be >= 0 seconds, got {args.gap}")
     return args
 
 
@@ -527,6 +549,8 @@ def main(argv=None) -> int:
           f"rnnkit {rnnkit.__version__}")
     print(f"numpy BLAS (threadpoolctl): {describe_blas(blas)}")
     print(f"torch parallel_info: {torch_threads_line(torch)}")
+    print("thread-pool spinning: " + ", ".join(f"{k}={os.environ.get(k)}" for k in SPIN_LIMITS)
+          + " (OpenBLAS idles 2**value cycles; libgomp spin count)")
     for var in THREAD_VARS:
         if var in os.environ:
             print(f"env: {var}={os.environ[var]}")
@@ -534,33 +558,36 @@ def main(argv=None) -> int:
     for v in OPENBLAS_VARS:
         print(f"env: {v} is " + (f"SET to {os.environ[v]!r}" if v in set_vars else "unset"))
     if set_vars:
-        msg = ("WARNING: " + ", ".join(set_vars) + " set: they can slow numpy's OpenBLAS and "
-               "make rnnkit look slower than it is. Re-run as: env -u OPENBLAS_CORETYPE "
-               "-u OPENBLAS_L2_SIZE python benchmarks/bench.py")
+        kernel = ", ".join(str(d.get("architecture")) for d in blas) or "unknown"
+        msg = ("WARNING: " + ", ".join(f"{k}={v}" for k, v in set_vars.items()) + " in the "
+               f"environment: OpenBLAS may then use a slower kernel than the CPU allows (in "
+               f"use: {kernel}), which makes rnnkit look slower than it is. Re-run as: "
+               "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py")
         print(msg)
         print(msg, file=sys.stderr)
     print(f"method: {args.reps} interleaved repetitions (rnnkit, torch, rnnkit, torch, ...) "
-          f"after {args.warmup} warm-up call(s), {args.gap} s pause before each call; "
+          f"after {args.warmup} warm-up call(s); "
           f"medians; spread = interquartile range / median; min ratio = ratio of the "
-          f"fastest calls; {args.threads} threads each")
+          f"fastest calls; {args.threads} threads each; others = share of the CPUs used "
+          f"by other processes while a configuration ran")
     print(f"load average at start: {load_average()}")
-    if busy_warning():
-        print(busy_warning())
     print(flush=True)
 
+    whole_run = OtherLoad()
     train_rows, gen_rows = [], []
     try:
         for cfg in cfgs:
             print(f"  {cfg.name} ...", end="", flush=True)
             t0 = time.perf_counter()
+            other = OtherLoad()
             if isinstance(cfg, TrainConfig):
                 fns = build_train(cfg, torch, args.seed)
-                tr, tt = time_interleaved(list(fns), args.reps, args.warmup, args.gap)
-                train_rows.append((cfg, tr, tt))
+                tr, tt = time_interleaved(list(fns), args.reps, args.warmup)
+                train_rows.append((cfg, tr, tt, other.share()))
             else:
                 fns = build_gen(cfg, torch, args.seed)
-                tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup, args.gap)
-                gen_rows.append((cfg, tr, ta, tb))
+                tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
+                gen_rows.append((cfg, tr, ta, tb, other.share()))
             print(f" {time.perf_counter() - t0:.1f} s", flush=True)
     except MismatchError as e:
         print(f"\nerror: {e}\nThe timings would not compare equal work; aborting.",
@@ -572,13 +599,14 @@ def main(argv=None) -> int:
         print("Training step: forward + backward, linear output + softmax cross-entropy "
               f"(V={V}, sum over B*T), no optimizer update")
         head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
-                f"{'ratio':>8}{'min ratio':>11}")
+                f"{'ratio':>8}{'min ratio':>11}{'others':>8}")
         print(head)
         print("-" * len(head))
-        for cfg, tr, tt in train_rows:
+        for cfg, tr, tt, oth in train_rows:
             mr, mt = median(tr), median(tt)
             print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
-                  f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}")
+                  f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}"
+                  f"{pct(oth):>8}")
         print()
     if gen_rows:
         print("Generation, batch 1, time per character (one-hot in, step, output layer, "
@@ -586,19 +614,23 @@ def main(argv=None) -> int:
         print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
               "both under torch.inference_mode()")
         head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
-                f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}")
+                f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}{'others':>8}")
         print(head)
         print("-" * len(head))
-        for cfg, tr, ta, tb in gen_rows:
+        for cfg, tr, ta, tb, oth in gen_rows:
             n = cfg.chars
             mr, ma, mb = median(tr) / n, median(ta) / n, median(tb) / n
             sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}%"
             print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}"
-                  f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}")
+                  f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}{pct(oth):>8}")
         print()
-    print(f"load average at end: {load_average()}")
-    if busy_warning():
-        print(busy_warning())
+    share = whole_run.share()
+    print(f"other processes used {pct(share)} of the CPUs during the run "
+          f"(column 'others': per configuration)")
+    if share is not None and share > 0.05:
+        print("WARNING: other processes competed for the CPUs: multi-threaded timings on a "
+              "small machine suffer badly from that; check the spread columns and re-run "
+              "when the machine is idle")
     return 0
 
 

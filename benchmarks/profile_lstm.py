@@ -23,16 +23,17 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import statistics
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (the benchmark's model, loss and machine description)
+# bench first: it limits the thread pools' spinning before numpy and torch load them
+import bench  # noqa: E402  (also the benchmark's model, loss and machine description)
+import numpy as np  # noqa: E402
 
 ROLES = {
     "_project": "input projection x @ W_x (all steps)",
@@ -98,6 +99,7 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
     recurrent.direction_backward = _timed(saved[2], totals, "kernel backward")
 
     def step():
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         out, _, cache = layer.forward(x)
         t1 = time.perf_counter()
@@ -109,6 +111,7 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
         totals["output layer + loss"] += t2 - t1
         totals["layer backward"] += t3 - t2
         totals["step"] += t3 - t0
+        totals["page faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
     rows = []
     try:
@@ -119,7 +122,6 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
         for _ in range(reps):
             totals.clear()
             counts.clear()
-            time.sleep(0.15)  # let OpenBLAS' idle workers go to sleep, as bench.py does
             step()
             rows.append((dict(totals), dict(counts)))
     finally:
@@ -161,8 +163,9 @@ def time_gemm(m, k, n, trans_a, trans_b, torch, reps: int):
     ta_op = ta.T if trans_a else ta
     tb_op = tb.T if trans_b else tb
     tout = torch.empty((m, n))
-    inner = max(1, int(2e7 // (m * k * n) + 1))  # repeat tiny products to time them
-    inner = min(inner, 1000)
+    # repeat small products within one timed call (about 1 GFLOP per call), so that a call
+    # lasts milliseconds and waking the thread pools at its start does not count
+    inner = min(max(1, round(5e8 / (m * k * n))), 1000)
 
     def run_np():
         for _ in range(inner):
@@ -172,7 +175,7 @@ def time_gemm(m, k, n, trans_a, trans_b, torch, reps: int):
         for _ in range(inner):
             torch.matmul(ta_op, tb_op, out=tout)
 
-    times = bench.time_interleaved([run_np, run_torch], reps, 2, gap=0.15)
+    times = bench.time_interleaved([run_np, run_torch], reps, 2)
     return statistics.median(times[0]) / inner, statistics.median(times[1]) / inner
 
 
@@ -239,6 +242,9 @@ def main(argv=None) -> int:
     print(f"{'output layer + loss (numpy, bench.py)':<46}{'':>7}{out_loss * 1e3:>9.2f}"
           f"{out_loss / step:>8.1%}")
     print(f"{'total':<46}{'':>7}{step * 1e3:>9.2f}{1:>8.0%}")
+    print(f"minor page faults in the step: {tot['page faults']:.0f} (first touches of freshly "
+          f"allocated arrays; they are counted in the parts above, e.g. the input projection "
+          f"writes a new (T, B, 4H) array)")
     print()
 
     print("float32 matrix products of the same shapes, alone (median per product):")
