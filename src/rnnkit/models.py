@@ -83,6 +83,16 @@ class Model:
         self.modules["head"] = self.head
         self._finish()
 
+    def _backward_stack(self, dh, rcache, ecache, grads: dict) -> dict:
+        """Backward through the rnn and (for token ids) the embedding of a stack built by
+        :meth:`_build_stack`; dh is the gradient of the rnn's output. Returns grads."""
+        dx, _, g = self.rnn.backward(dh, rcache)
+        self._module_grads("rnn", g, grads)
+        if ecache is not None:
+            _, g = self.modules["embed"].backward(dx, ecache)
+            self._module_grads("embed", g, grads)
+        return grads
+
     def _module_grads(self, name: str, grads: dict, out: dict) -> None:
         for k, v in grads.items():
             out[f"{name}.{k}"] = v
@@ -401,12 +411,7 @@ class SequenceClassifier(Model):
             full = np.zeros(shape, dtype=dh.dtype)
             np.put_along_axis(full, arg[:, None, :], dh[:, None, :], axis=1)
             dh = full
-        dx, _, g = self.rnn.backward(dh, rcache)
-        self._module_grads("rnn", g, grads)
-        if ecache is not None:
-            _, g = self.modules["embed"].backward(dx, ecache)
-            self._module_grads("embed", g, grads)
-        return grads
+        return self._backward_stack(dh, rcache, ecache, grads)
 
     def _loss(self, out, y, reduction):
         y = np.asarray(y)
@@ -524,12 +529,7 @@ class SequenceTagger(Model):
         dh, g = self.head.backward(dlogits, hcache)
         self._module_grads("head", g, grads)
         dh, _ = self.drop.backward(dh, dcache)
-        dx, _, g = self.rnn.backward(dh, rcache)
-        self._module_grads("rnn", g, grads)
-        if ecache is not None:
-            _, g = self.modules["embed"].backward(dx, ecache)
-            self._module_grads("embed", g, grads)
-        return grads
+        return self._backward_stack(dh, rcache, ecache, grads)
 
     def _stats(self, logits, y, mask, reduction):
         loss, dl = softmax_cross_entropy(logits, y, mask, reduction, check_finite=False)
