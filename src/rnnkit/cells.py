@@ -4,8 +4,18 @@ Everything else in rnnkit (the layers, the cells, the course API, the models) ru
 functions of this module: there is one implementation of each equation.
 
 Letters: T time steps, B batch, D input features, H hidden units, G gates per unit.
-All arrays here are **time-major**: ``x (T, B, D)``, hidden states ``hs (T+1, B, H)``
-with ``hs[0]`` the initial state and ``hs[t+1]`` the state after step ``t``.
+The arguments and results are **time-major**: ``x (T, B, D)``, hidden states
+``hs (T+1, B, H)`` with ``hs[0]`` the initial state and ``hs[t+1]`` the state after step ``t``.
+
+Inside, the recurrence runs **feature-major**: one step's state is ``h^T (H, B)`` and its
+gates ``(G*H, B)``, so that the recurrent product is ``W_h^T @ h^T`` (1.4-1.9x faster on
+OpenBLAS than ``h @ W_h`` for these shapes) and every gate block is a contiguous
+``(H, B)`` array for the element-wise work. The LSTM's gates are kept in the order
+i, f, o, g inside, so that its three sigmoid gates are one block, and the rows of the
+weights that feed a sigmoid gate are scaled by 1/2 once per call: ``sigmoid(a) =
+tanh(a/2)/2 + 1/2``, so one ``tanh`` over all the gates of a step activates them (scaling
+by a power of two is exact). Parameters and gradients are always in the documented order
+below.
 
 Parameters of one direction (weights stacked per gate, gate blocks contiguous):
 
@@ -46,70 +56,130 @@ at every step: ``h_{t-1} @ W_h`` becomes ``(h_{t-1} * rec_mask) @ W_h`` (GRU res
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+
+from . import _workspace
+from ._workspace import empty as _empty
 
 KINDS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
-# --------------------------------------------------------------------------- helpers
-def sigmoid_(a: np.ndarray) -> np.ndarray:
-    """In-place logistic sigmoid, computed as 0.5*tanh(a/2)+0.5 (no overflow). a: any shape."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
+# --------------------------------------------------------------------------- layout
+def _perm(kind: str, H: int) -> np.ndarray | None:
+    """Documented gate columns in their inside order (LSTM i, f, o, g), or None (same)."""
+    if kind == "lstm":
+        return np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
+    return None
 
 
-def _project(x: np.ndarray, W_x: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """Input projections of all steps in one product. x (T, B, D) -> (T, B, G*H)."""
-    T, B, D = x.shape
-    out = np.matmul(x.reshape(T * B, D), W_x).reshape(T, B, W_x.shape[1])
-    if b is not None:
-        out += b
+def _n_sigmoid(kind: str, H: int) -> int:
+    """Rows of the inside gate order that are sigmoid gates (they come first)."""
+    return {"rnn": 0, "lstm": 3 * H, "gru": 2 * H}[kind]
+
+
+def _inside_rows(W: np.ndarray, perm, n_sig: int) -> np.ndarray:
+    """W (K, G*H) -> W^T (G*H, K) C-contiguous, gate rows in inside order, the sigmoid
+    rows scaled by 1/2 (exact)."""
+    Wt = np.ascontiguousarray(W.T) if perm is None else W.T[perm]
+    if n_sig:
+        if Wt.base is not None or Wt is W:  # never scale the caller's array
+            Wt = Wt.copy()
+        Wt[:n_sig] *= 0.5
+    return Wt
+
+
+def _inside_cols(W: np.ndarray, perm) -> np.ndarray:
+    """W (K, G*H) with its gate columns in inside order (unscaled), C-contiguous."""
+    return np.ascontiguousarray(W) if perm is None else np.ascontiguousarray(W[:, perm])
+
+
+def _documented_cols(W_inside: np.ndarray, perm) -> np.ndarray:
+    """Inverse of :func:`_inside_cols` for gradients (K, G*H) (or (G*H,) vectors)."""
+    if perm is None:
+        return W_inside
+    out = np.empty_like(W_inside)
+    out[..., perm] = W_inside
     return out
 
 
-def _weight_grads(x, hs_prev, dgx, dgh, need_dx: bool, W_x):
-    """Weight gradients of all steps, one product each.
-
-    x (T, B, D), hs_prev (T, B, H) states fed to each step, dgx (T, B, G*H) gradients of the
-    input-side pre-activations, dgh (T, B, G*H) of the recurrent-side ones.
-    Returns dW_x (D, GH), dW_h (H, GH), db (GH,), dx (T, B, D) or None.
-    """
-    T, B, D = x.shape
-    GH = dgx.shape[2]
-    dgx2 = dgx.reshape(T * B, GH)
-    dW_x = np.matmul(x.reshape(T * B, D).T, dgx2)
-    dW_h = np.matmul(hs_prev.reshape(T * B, -1).T, dgh.reshape(T * B, GH))
-    db = dgx2.sum(axis=0)
-    dx = np.matmul(dgx2, W_x.T).reshape(T, B, D) if need_dx else None
-    return dW_x, dW_h, db, dx
+def _time_major(aT: np.ndarray) -> np.ndarray:
+    """(T, H, B) -> (T, B, H) C-contiguous copy (in a pooled array)."""
+    out = _empty((aT.shape[0], aT.shape[2], aT.shape[1]), aT.dtype)
+    np.copyto(out, aT.transpose(0, 2, 1))
+    return out
 
 
-@dataclass
+def _feature_major(a: np.ndarray, dtype) -> np.ndarray:
+    """(T, B, H) -> (T, H, B) C-contiguous copy of dtype (in a pooled array)."""
+    out = _empty((a.shape[0], a.shape[2], a.shape[1]), dtype)
+    np.copyto(out, a.transpose(0, 2, 1))
+    return out
+
+
+def clear_workspace() -> None:
+    """Let go of the arrays the engine keeps for reuse between calls (this thread's)."""
+    _workspace.clear()
+
+
+# --------------------------------------------------------------------------- cache
 class DirCache:
-    """What one direction's forward keeps for its backward (time-major arrays).
+    """What one direction's forward keeps for its backward.
 
-    x (T, B, D) input; hs (T+1, B, H) states; cs (T+1, B, H) LSTM cells; acts (T, B, G*H)
-    activated gates; aux: kind-specific arrays (LSTM tanh(c), GRU recurrent products);
-    mask (T, B, 1) bool or None; params: the arrays used, by name.
+    Inside (feature-major) arrays: ``hT (T+1, H, B)`` states, ``gT (T, G*H, B)`` activated
+    gates in inside order, ``cT (T+1, H, B)`` LSTM cells, ``aux`` (LSTM ``tanh_c``, GRU
+    ``hn``, each ``(T, H, B)``). ``x (T, B, D)`` the input, ``mask (T, B, 1)`` bool or None,
+    ``rec_mask (B, H)`` or None, ``params`` the arrays used, by name.
+
+    Time-major views for readers, made on first use: ``hs (T+1, B, H)``, ``cs
+    (T+1, B, H)``, ``acts (T, B, G*H)`` activated gates in the documented order.
     """
 
-    kind: str
-    x: np.ndarray
-    hs: np.ndarray
-    acts: np.ndarray
-    params: dict
-    mask: np.ndarray | None = None
-    rec_mask: np.ndarray | None = None
-    cs: np.ndarray | None = None
-    aux: dict = field(default_factory=dict)
-    nonlinearity: str = "tanh"
-    reset_after: bool = True
+    def __init__(self, kind, x, params, hT, gT, cT=None, aux=None, mask=None,
+                 rec_mask=None, nonlinearity="tanh", reset_after=True):
+        self.kind, self.x, self.params = kind, x, params
+        self.hT, self.gT, self.cT = hT, gT, cT
+        self.aux = {} if aux is None else aux
+        self.mask, self.rec_mask = mask, rec_mask
+        self.nonlinearity, self.reset_after = nonlinearity, reset_after
+
+    @cached_property
+    def hs(self) -> np.ndarray:
+        """States (T+1, B, H), ``hs[0]`` the initial one."""
+        return _time_major(self.hT)
+
+    @cached_property
+    def cs(self) -> np.ndarray | None:
+        """LSTM cells (T+1, B, H), or None."""
+        return None if self.cT is None else _time_major(self.cT)
+
+    @cached_property
+    def acts(self) -> np.ndarray:
+        """Activated gates (T, B, G*H) in the documented order (LSTM i, f, g, o)."""
+        a = self.gT.transpose(0, 2, 1)
+        return _documented_cols(np.ascontiguousarray(a), _perm(self.kind, self.hT.shape[1]))
+
+    @classmethod
+    def from_time_major(cls, kind, x, hs, acts, params, cs=None, aux=None, mask=None,
+                        rec_mask=None, nonlinearity="tanh", reset_after=True) -> DirCache:
+        """A cache from time-major arrays (``hs, cs (T+1, B, H)``, ``acts (T, B, G*H)`` in
+        the documented order, ``aux`` arrays (T, B, H)), e.g. rebuilt from step caches."""
+        H = hs.shape[2]
+        perm = _perm(kind, H)
+        a = acts if perm is None else acts[..., perm]
+
+        def fm(v):
+            return np.ascontiguousarray(np.asarray(v).transpose(0, 2, 1))
+
+        dc = cls(kind, x, params, fm(hs), fm(a), None if cs is None else fm(cs),
+                 {k: fm(v) for k, v in (aux or {}).items()}, mask, rec_mask, nonlinearity,
+                 reset_after)
+        dc.__dict__["hs"] = hs
+        if cs is not None:
+            dc.__dict__["cs"] = cs
+        return dc
 
 
 # --------------------------------------------------------------------------- forward
@@ -131,97 +201,109 @@ def direction_forward(
     rec_mask (B, H) recurrent-dropout multipliers or None.
     Returns the cache, whose ``hs (T+1, B, H)`` (and LSTM ``cs``) hold every state.
     """
+    if kind not in KINDS:  # pragma: no cover - guarded by the layers
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     W_x, W_h, b = params["W_x"], params["W_h"], params.get("b")
     T, B, _ = x.shape
-    H = W_h.shape[0]
+    H, GH = W_h.shape
     dt = W_h.dtype
-    acts = _project(x, W_x, b)  # (T, B, G*H), becomes the activated gates in place
-    hs = np.empty((T + 1, B, H), dtype=dt)
-    hs[0] = h0
-    cache = DirCache(kind, x, hs, acts, params, mask, rec_mask, nonlinearity=nonlinearity,
-                     reset_after=reset_after)
-    rec = np.empty((B, W_h.shape[1]), dtype=dt)  # recurrent product of one step
-    hm = np.empty((B, H), dtype=dt) if rec_mask is not None else None
+    perm, S = _perm(kind, H), _n_sigmoid(kind, H)
+    WxT = _inside_rows(W_x, perm, S)  # (GH, D)
+    WhT = _inside_rows(W_h, perm, S)  # (GH, H)
+    # input projections of all steps, (T, GH, B); they become the activated gates in place
+    gT = np.matmul(WxT, x.transpose(0, 2, 1), out=_empty((T, GH, B), dt))
+    if b is not None:
+        gT += _inside_rows(b[None, :], perm, S)  # (GH, 1)
+    hT = _empty((T + 1, H, B), dt)
+    hT[0] = h0.T
+    m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
+    rmT = None if rec_mask is None else np.ascontiguousarray(rec_mask.T)
+    hm = np.empty((H, B), dtype=dt) if rmT is not None else None
+    rec = np.empty((GH, B), dtype=dt)  # recurrent product of one step
 
     def rec_in(h):
         """The previous state as it enters the recurrent product (masked if dropout)."""
-        if rec_mask is None:
-            return h
-        return np.multiply(h, rec_mask, out=hm)
+        return h if rmT is None else np.multiply(h, rmT, out=hm)
 
+    cache = DirCache(kind, x, params, hT, gT, mask=mask, rec_mask=rec_mask,
+                     nonlinearity=nonlinearity, reset_after=reset_after)
     if kind == "rnn":
         relu = nonlinearity == "relu"
         for t in range(T):
-            a = acts[t]
-            np.matmul(rec_in(hs[t]), W_h, out=rec)
-            a += rec
+            g = gT[t]
+            np.matmul(WhT, rec_in(hT[t]), out=rec)
+            g += rec
             if relu:
-                np.maximum(a, 0, out=a)
+                np.maximum(g, 0, out=g)
             else:
-                np.tanh(a, out=a)
-            hs[t + 1] = a
-            if mask is not None:
-                np.copyto(hs[t + 1], hs[t], where=~mask[t])
+                np.tanh(g, out=g)
+            np.copyto(hT[t + 1], g)
+            if m is not None:
+                np.copyto(hT[t + 1], hT[t], where=~m[t])
     elif kind == "lstm":
-        cs = np.empty((T + 1, B, H), dtype=dt)
-        cs[0] = c0
-        tanh_c = np.empty((T, B, H), dtype=dt)
-        ig = np.empty((B, H), dtype=dt)
+        cT = _empty((T + 1, H, B), dt)
+        cT[0] = c0.T
+        tanh_c = _empty((T, H, B), dt)
+        ig = np.empty((H, B), dtype=dt)
         for t in range(T):
-            a = acts[t]
-            np.matmul(rec_in(hs[t]), W_h, out=rec)
-            a += rec
-            sigmoid_(a[:, : 2 * H])
-            np.tanh(a[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
-            sigmoid_(a[:, 3 * H :])
-            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-            c = cs[t + 1]
-            np.multiply(f, cs[t], out=c)
-            np.multiply(i, g, out=ig)
+            g = gT[t]
+            np.matmul(WhT, rec_in(hT[t]), out=rec)
+            g += rec
+            np.tanh(g, out=g)  # sigmoid rows were pre-scaled by 1/2
+            s = g[:S]
+            s *= 0.5
+            s += 0.5
+            i, f, o, gg = g[:H], g[H : 2 * H], g[2 * H : S], g[S:]
+            c = cT[t + 1]
+            np.multiply(f, cT[t], out=c)
+            np.multiply(i, gg, out=ig)
             c += ig
             np.tanh(c, out=tanh_c[t])
-            np.multiply(o, tanh_c[t], out=hs[t + 1])
-            if mask is not None:
-                np.copyto(hs[t + 1], hs[t], where=~mask[t])
-                np.copyto(c, cs[t], where=~mask[t])
-        cache.cs = cs
+            np.multiply(o, tanh_c[t], out=hT[t + 1])
+            if m is not None:
+                np.copyto(hT[t + 1], hT[t], where=~m[t])
+                np.copyto(c, cT[t], where=~m[t])
+        cache.cT = cT
         cache.aux["tanh_c"] = tanh_c
-    elif kind == "gru":
-        hn = np.empty((T, B, H), dtype=dt)  # reset after: h@W_hn+b_hn; before: r*h_prev
+    else:  # gru
+        hn = _empty((T, H, B), dt)  # reset after: W_hn^T h + b_hn; before: r * h_in
         b_hn = params.get("b_hn")
-        W_hrz, W_hn = W_h[:, : 2 * H], W_h[:, 2 * H :]
-        tmp = np.empty((B, H), dtype=dt)
+        b_hn = None if b_hn is None else b_hn[:, None]
+        tmp = np.empty((H, B), dtype=dt)
         for t in range(T):
-            a = acts[t]
-            h_prev = hs[t]
+            g = gT[t]
+            h_prev = hT[t]
+            rz = g[:S]
             if reset_after:
-                np.matmul(rec_in(h_prev), W_h, out=rec)
-                a[:, : 2 * H] += rec[:, : 2 * H]
-                sigmoid_(a[:, : 2 * H])
-                np.copyto(hn[t], rec[:, 2 * H :])
-                if b_hn is not None:
-                    hn[t] += b_hn
-                np.multiply(a[:, :H], hn[t], out=tmp)
+                np.matmul(WhT, rec_in(h_prev), out=rec)
+                rz += rec[:S]
+                if b_hn is None:
+                    np.copyto(hn[t], rec[S:])
+                else:
+                    np.add(rec[S:], b_hn, out=hn[t])
             else:
                 h_in = rec_in(h_prev)
-                np.matmul(h_in, W_hrz, out=rec[:, : 2 * H])
-                a[:, : 2 * H] += rec[:, : 2 * H]
-                sigmoid_(a[:, : 2 * H])
-                np.multiply(a[:, :H], h_in, out=hn[t])
-                np.matmul(hn[t], W_hn, out=tmp)
-            n = a[:, 2 * H :]
+                np.matmul(WhT[:S], h_in, out=rec[:S])
+                rz += rec[:S]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            r, z, n = g[:H], g[H:S], g[S:]
+            if reset_after:
+                np.multiply(r, hn[t], out=tmp)
+            else:
+                np.multiply(r, h_in, out=hn[t])
+                np.matmul(WhT[S:], hn[t], out=tmp)
             n += tmp
             np.tanh(n, out=n)
             # h = n + z * (h_prev - n)
-            h = hs[t + 1]
+            h = hT[t + 1]
             np.subtract(h_prev, n, out=h)
-            h *= a[:, H : 2 * H]
+            h *= z
             h += n
-            if mask is not None:
-                np.copyto(h, h_prev, where=~mask[t])
+            if m is not None:
+                np.copyto(h, h_prev, where=~m[t])
         cache.aux["hn"] = hn
-    else:  # pragma: no cover - guarded by the layers
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return cache
 
 
@@ -241,118 +323,109 @@ def direction_backward(
     holds ``W_x, W_h`` and, when present, ``b, b_hn``.
     """
     kind, p, mask, rm = cache.kind, cache.params, cache.mask, cache.rec_mask
-    x, hs, acts = cache.x, cache.hs, cache.acts
-    T, B, _ = x.shape
-    H = hs.shape[2]
-    dt = hs.dtype
-    W_h = p["W_h"]
-    W_hT = np.ascontiguousarray(W_h.T)  # contiguous: the per-step product is faster
-    dh = np.zeros((B, H), dtype=dt) if dh_last is None else np.array(dh_last, dtype=dt)
-    dg = np.empty_like(acts)  # gradients of the pre-activations, all steps
-    # the states as they entered the recurrent products (for dW_h)
-    h_in_all = hs[:-1] if rm is None else hs[:-1] * rm
-    keep = None
+    x, hT, gT = cache.x, cache.hT, cache.gT
+    T, B, D = x.shape
+    H = hT.shape[1]
+    GH = gT.shape[1]
+    dt = hT.dtype
+    perm, S = _perm(kind, H), _n_sigmoid(kind, H)
+    Wh = _inside_cols(p["W_h"], perm)  # (H, GH): dh_prev = Wh @ d
+    dh = np.zeros((H, B), dtype=dt) if dh_last is None else np.array(dh_last.T, dtype=dt,
+                                                                      order="C")
+    dhsT = None if dhs is None else _feature_major(dhs, dt)
+    m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
+    rmT = None if rm is None else np.ascontiguousarray(rm.T)
+    dG = _empty((GH, T, B), dt)  # gradients of the pre-activations, all steps
+    d = np.empty((GH, B), dtype=dt)  # ... of one step
+    tmp = np.empty((H, B), dtype=dt)
+    keep = keep_c = None
+    dc = None
     grads = {}
     if kind == "rnn":
         relu = cache.nonlinearity == "relu"
         for t in range(T - 1, -1, -1):
-            if mask is not None:
-                keep = np.where(mask[t], 0, dh)
-            if dhs is not None:
-                dh += dhs[t]
-            if mask is not None:
-                dh *= mask[t]
-            h = acts[t]
-            d = dg[t]
+            if m is not None:
+                keep = np.where(m[t], 0, dh)
+            if dhsT is not None:
+                dh += dhsT[t]
+            if m is not None:
+                dh *= m[t]
+            h = gT[t]
             if relu:
                 np.multiply(dh, h > 0, out=d)
             else:
                 np.multiply(h, h, out=d)
                 np.subtract(1, d, out=d)
                 d *= dh
-            np.matmul(d, W_hT, out=dh)
-            if rm is not None:
-                dh *= rm
+            np.matmul(Wh, d, out=dh)
+            if rmT is not None:
+                dh *= rmT
             if keep is not None:
                 dh += keep
-        dgh = dg
-        dc = None
+            dG[:, t] = d
     elif kind == "lstm":
-        cs, tanh_c = cache.cs, cache.aux["tanh_c"]
-        dc = np.zeros((B, H), dtype=dt) if dc_last is None else np.array(dc_last, dtype=dt)
-        tmp = np.empty((B, H), dtype=dt)
-        keep_c = None
+        cT, tanh_c = cache.cT, cache.aux["tanh_c"]
+        dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(dc_last.T, dtype=dt,
+                                                                          order="C")
+        dact = np.empty((GH, B), dtype=dt)  # derivatives of the activations
         for t in range(T - 1, -1, -1):
-            if mask is not None:
-                keep = np.where(mask[t], 0, dh)
-                keep_c = np.where(mask[t], 0, dc)
-            if dhs is not None:
-                dh += dhs[t]
-            if mask is not None:
-                dh *= mask[t]
-                dc *= mask[t]
-            a = acts[t]
-            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-            d = dg[t]
-            di, df, dgg, do = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
+            if m is not None:
+                keep = np.where(m[t], 0, dh)
+                keep_c = np.where(m[t], 0, dc)
+            if dhsT is not None:
+                dh += dhsT[t]
+            if m is not None:
+                dh *= m[t]
+                dc *= m[t]
+            g = gT[t]
+            i, f, o, gg = g[:H], g[H : 2 * H], g[2 * H : S], g[S:]
             tc = tanh_c[t]
-            # do = dh * tanh(c) * o * (1 - o)
-            np.multiply(dh, tc, out=do)
-            np.subtract(1, o, out=tmp)
-            tmp *= o
-            do *= tmp
+            # sigmoid' = s (1 - s); tanh' = 1 - g^2
+            np.subtract(1, g[:S], out=dact[:S])
+            dact[:S] *= g[:S]
+            np.multiply(gg, gg, out=dact[S:])
+            np.subtract(1, dact[S:], out=dact[S:])
             # dc += dh * o * (1 - tanh(c)^2)
             np.multiply(tc, tc, out=tmp)
             np.subtract(1, tmp, out=tmp)
             tmp *= o
             tmp *= dh
             dc += tmp
-            # di = dc * g * i * (1 - i)
-            np.subtract(1, i, out=tmp)
-            tmp *= i
-            np.multiply(dc, g, out=di)
-            di *= tmp
-            # df = dc * c_prev * f * (1 - f)
-            np.subtract(1, f, out=tmp)
-            tmp *= f
-            np.multiply(dc, cs[t], out=df)
-            df *= tmp
-            # dg = dc * i * (1 - g^2)
-            np.multiply(g, g, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= i
-            np.multiply(dc, tmp, out=dgg)
+            # [di, df, do, dg] = [dc * g, dc * c_prev, dh * tanh(c), dc * i] * activation'
+            np.multiply(dc, gg, out=d[:H])
+            np.multiply(dc, cT[t], out=d[H : 2 * H])
+            np.multiply(dh, tc, out=d[2 * H : S])
+            np.multiply(dc, i, out=d[S:])
+            d *= dact
             dc *= f
-            np.matmul(d, W_hT, out=dh)
-            if rm is not None:
-                dh *= rm
+            np.matmul(Wh, d, out=dh)
+            if rmT is not None:
+                dh *= rmT
             if keep is not None:
                 dh += keep
                 dc += keep_c
-        dgh = dg
-    elif kind == "gru":
+            dG[:, t] = d
+    else:  # gru
         hn = cache.aux["hn"]
         reset_after = cache.reset_after
-        # the recurrent side differs from the input side only in the n block
-        dgh = np.empty_like(dg)
-        tmp = np.empty((B, H), dtype=dt)
+        dnr = _empty((H, T, B), dt)  # recurrent side of the n block: dn * r
+        dgh = np.empty((GH, B), dtype=dt)
+        drec = np.empty((H, B), dtype=dt)
+        hm = np.empty((H, B), dtype=dt) if rmT is not None else None
         if not reset_after:
-            W_hrzT = np.ascontiguousarray(W_h[:, : 2 * H].T)
-            W_hnT = np.ascontiguousarray(W_h[:, 2 * H :].T)
-            drh = np.empty((B, H), dtype=dt)
-        db_hn = np.zeros(H, dtype=dt) if p.get("b_hn") is not None else None
+            W_hrz, W_hn = np.ascontiguousarray(Wh[:, :S]), np.ascontiguousarray(Wh[:, S:])
+            drh = np.empty((H, B), dtype=dt)
         for t in range(T - 1, -1, -1):
-            if mask is not None:
-                keep = np.where(mask[t], 0, dh)
-            if dhs is not None:
-                dh += dhs[t]
-            if mask is not None:
-                dh *= mask[t]
-            a = acts[t]
-            r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-            h_prev = hs[t]
-            d = dg[t]
-            dr, dz, dn = d[:, :H], d[:, H : 2 * H], d[:, 2 * H :]
+            if m is not None:
+                keep = np.where(m[t], 0, dh)
+            if dhsT is not None:
+                dh += dhsT[t]
+            if m is not None:
+                dh *= m[t]
+            g = gT[t]
+            r, z, n = g[:H], g[H:S], g[S:]
+            h_prev = hT[t]
+            dr, dz, dn = d[:H], d[H:S], d[S:]
             # dz = dh * (h_prev - n) * z * (1 - z)
             np.subtract(h_prev, n, out=dz)
             dz *= dh
@@ -365,53 +438,63 @@ def direction_backward(
             np.multiply(n, n, out=tmp)
             np.subtract(1, tmp, out=tmp)
             dn *= tmp
-            dgh_t = dgh[t]
             if reset_after:
-                # dr = dn * (h@W_hn + b_hn) * r * (1 - r); recurrent n block: dn * r
+                # dr = dn * (W_hn^T h + b_hn) * r * (1 - r); recurrent n block: dn * r
                 np.multiply(dn, hn[t], out=dr)
                 np.subtract(1, r, out=tmp)
                 tmp *= r
                 dr *= tmp
-                dgh_t[:, : 2 * H] = d[:, : 2 * H]
-                np.multiply(dn, r, out=dgh_t[:, 2 * H :])
-                if db_hn is not None:
-                    db_hn += dgh_t[:, 2 * H :].sum(axis=0)
+                dgh[:S] = d[:S]
+                np.multiply(dn, r, out=dgh[S:])
+                dnr[:, t] = dgh[S:]
                 dh *= z
-                drec = np.matmul(dgh_t, W_hT)
-                if rm is not None:
-                    drec *= rm
+                np.matmul(Wh, dgh, out=drec)
+                if rmT is not None:
+                    drec *= rmT
                 dh += drec
             else:
-                # d(r*h_prev) = dn @ W_hn^T; dr = that * h_prev * r * (1 - r)
-                np.matmul(dn, W_hnT, out=drh)
-                h_in = h_prev if rm is None else h_prev * rm
+                # d(r * h_in) = W_hn dn; dr = that * h_in * r * (1 - r)
+                np.matmul(W_hn, dn, out=drh)
+                h_in = h_prev if rmT is None else np.multiply(h_prev, rmT, out=hm)
                 np.multiply(drh, h_in, out=dr)
                 np.subtract(1, r, out=tmp)
                 tmp *= r
                 dr *= tmp
-                dgh_t[:] = d
                 dh *= z
                 drh *= r
-                drh += np.matmul(d[:, : 2 * H], W_hrzT)
-                if rm is not None:
-                    drh *= rm
+                np.matmul(W_hrz, d[:S], out=drec)
+                drh += drec
+                if rmT is not None:
+                    drh *= rmT
                 dh += drh
             if keep is not None:
                 dh += keep
-        if db_hn is not None:
-            grads["b_hn"] = db_hn
-        dc = None
-        if not reset_after:
-            # the n block of W_h multiplies r * h_prev, not h_prev
-            dW_x, dW_h, db, dx = _weight_grads(x, h_in_all, dg, dgh, need_dx, p["W_x"])
-            T_B = T * B
-            dW_h[:, 2 * H :] = np.matmul(hn.reshape(T_B, H).T, dg[:, :, 2 * H :].reshape(T_B, H))
-            grads.update(W_x=dW_x, W_h=dW_h)
-            if "b" in p and p["b"] is not None:
-                grads["b"] = db
-            return dx, dh, dc, grads
-    dW_x, dW_h, db, dx = _weight_grads(x, h_in_all, dg, dgh, need_dx, p["W_x"])
-    grads.update(W_x=dW_x, W_h=dW_h)
+            dG[:, t] = d
+    # weight gradients of all steps, one product each
+    TB = T * B
+    dG2 = dG.reshape(GH, TB)
+    hs = cache.hs[:-1]  # (T, B, H): the states fed to each step
+    h_in = (hs if rm is None else np.multiply(hs, rm, out=_empty(hs.shape, dt))).reshape(TB, H)
+    if kind != "gru":
+        dW_h = np.matmul(h_in.T, dG2.T)  # (H, GH) inside order
+    else:  # the r, z blocks as for the input side; the n block below
+        dW_h = np.empty((H, GH), dtype=dt)
+        np.matmul(h_in.T, dG2[:S].T, out=dW_h[:, :S])
+        if cache.reset_after:
+            np.matmul(h_in.T, dnr.reshape(H, TB).T, out=dW_h[:, S:])
+            if p.get("b_hn") is not None:
+                grads["b_hn"] = dnr.reshape(H, TB).sum(axis=1)
+        else:  # the n block of W_h multiplies r * h_in
+            hn_rows = _time_major(cache.aux["hn"]).reshape(TB, H)
+            np.matmul(hn_rows.T, dG2[S:].T, out=dW_h[:, S:])
+    dx = None
+    if need_dx:
+        dx = np.matmul(dG2.T, _inside_cols(p["W_x"], perm).T, out=_empty((TB, D), dt))
+        dx = dx.reshape(T, B, D)
+    grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T), perm)
+    grads["W_h"] = _documented_cols(dW_h, perm)
     if p.get("b") is not None:
-        grads["b"] = db
-    return dx, dh, dc, grads
+        grads["b"] = _documented_cols(dG2.sum(axis=1), perm)
+    dh0 = dh.T
+    dc0 = None if dc is None else dc.T
+    return dx, dh0, dc0, {k: grads[k] for k in ("W_x", "W_h", "b", "b_hn") if k in grads}

@@ -283,7 +283,7 @@ def _rnn_rebuild(step_caches, T, fname):
         hs[t + 1] = a_next.T
         xs[t] = xt.T
     # the RNN's activated "gate" is the new state itself
-    return DirCache("rnn", xs, hs, hs[1:].copy(), _rnn_engine(p)), n_a, m
+    return DirCache.from_time_major("rnn", xs, hs, hs[1:].copy(), _rnn_engine(p)), n_a, m
 
 
 def _rnn_grads(dx, dh0, grads):
@@ -443,7 +443,7 @@ def _lstm_rebuild(step_caches, T, fname):
         hs[t + 1], cs[t + 1], xs[t] = a_next.T, c_next.T, xt.T
         for k, gate in enumerate((it, ft, cct, ot)):  # engine order i, f, g, o
             acts[t, :, k * n_a:(k + 1) * n_a] = gate.T
-    dc = DirCache("lstm", xs, hs, acts, _lstm_engine(p, n_a), cs=cs,
+    dc = DirCache.from_time_major("lstm", xs, hs, acts, _lstm_engine(p, n_a), cs=cs,
                   aux={"tanh_c": np.tanh(cs[1:])})
     return dc, n_a, m
 
@@ -596,7 +596,8 @@ def _gru_rebuild(step_caches, T, fname):
         acts[t, :, n_a:2 * n_a] = 1.0 - ut.T  # the engine's z = 1 - Γu
         acts[t, :, 2 * n_a:] = cct.T
     hn = acts[:, :, :n_a] * hs[:-1]  # reset before the product: r * h_prev
-    dc = DirCache("gru", xs, hs, acts, _gru_engine(p, n_a), aux={"hn": hn}, reset_after=False)
+    dc = DirCache.from_time_major("gru", xs, hs, acts, _gru_engine(p, n_a), aux={"hn": hn},
+                                  reset_after=False)
     return dc, n_a, m
 
 
