@@ -352,3 +352,22 @@ def test_sequence_of_length_zero_keeps_its_state(cls, kw):
     assert not dx[0].any()
     for a, b in zip(arrays(ds0), arrays(Rs), strict=True):
         np.testing.assert_array_equal(a[:, 0], b[:, 0])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_backward_without_dx_gives_the_same_grads(kind, bidirectional):
+    """need_dx=False (data inputs) skips the input gradient only."""
+    rng = np.random.default_rng(3)
+    cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[kind]
+    layer = cls(4, 6, num_layers=2, bidirectional=bidirectional, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((3, 5, 4))
+    out, _, cache = layer.forward(x, lengths=[5, 2, 4])
+    dout = rng.standard_normal(out.shape)
+    dx, ds, g = layer.backward(dout, cache)
+    dx2, ds2, g2 = layer.backward(dout, cache, need_dx=False)
+    assert dx.shape == x.shape and dx2 is None
+    for k in g:
+        np.testing.assert_array_equal(g2[k], g[k])
+    for a, b in zip(np.atleast_1d(ds), np.atleast_1d(ds2), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -45,17 +45,17 @@ def check_array(x, name: str, shape: tuple, dtype=None, finite: bool = True) -> 
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}"
         )
-    expected = shape_str(shape)
     if x.ndim != len(shape):
-        raise ValueError(
-            f"{name} must have {len(shape)} dimensions {expected}, got shape {shape_str(x.shape)}"
-        )
+        raise ValueError(f"{name} must have {len(shape)} dimensions {shape_str(shape)}, got "
+                         f"shape {shape_str(x.shape)}")
     for got, want in zip(x.shape, shape, strict=True):
         if isinstance(want, int) and got != want:
-            raise ValueError(f"{name} must have shape {expected}, got {shape_str(x.shape)}")
+            raise ValueError(f"{name} must have shape {shape_str(shape)}, got "
+                             f"{shape_str(x.shape)}")
     if dtype is not None and x.dtype != dtype:
         x = x.astype(dtype)
-    if finite and not np.isfinite(x).all():
+    if finite and x.size and not (np.isfinite(x.max()) and np.isfinite(x.min())):
+        # max and min propagate NaN and show +-inf: two passes without a temporary
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 

@@ -18,6 +18,7 @@ first). Pools are per thread; :func:`clear` empties this thread's.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -54,10 +55,9 @@ def empty(shape: tuple, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, like ``np.empty``,
     reusing a free pooled one when there is one."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape)
-    nbytes = dtype.itemsize * int(np.prod(shape))
-    if nbytes < MIN_BYTES:
+    if dtype.itemsize * math.prod(shape) < MIN_BYTES:
         return np.empty(shape, dtype)
+    shape = tuple(int(n) for n in shape)
     pool = _pool()
     key = (shape, dtype.str)
     bufs = pool.get(key)

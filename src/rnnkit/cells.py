@@ -11,7 +11,7 @@ Inside, the recurrence runs **feature-major**: one step's state is ``h^T (H, B)`
 gates ``(G*H, B)``, so that the recurrent product is ``W_h^T @ h^T`` (1.4-1.9x faster on
 OpenBLAS than ``h @ W_h`` for these shapes) and every gate block is a contiguous
 ``(H, B)`` array for the element-wise work. The LSTM's gates are kept in the order
-i, f, o, g inside, so that its three sigmoid gates are one block, and the rows of the
+o, i, f, g inside, so that its three sigmoid gates are one block, and the rows of the
 weights that feed a sigmoid gate are scaled by 1/2 once per call: ``sigmoid(a) =
 tanh(a/2)/2 + 1/2``, so one ``tanh`` over all the gates of a step activates them (scaling
 by a power of two is exact). Parameters and gradients are always in the documented order
@@ -64,15 +64,15 @@ from . import _workspace
 from ._workspace import empty as _empty
 
 KINDS = ("rnn", "lstm", "gru")
+_CHUNK_ELEMS = 1 << 16  # elements of gate arrays per chunk of steps in the backward
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 # --------------------------------------------------------------------------- layout
-def _perm(kind: str, H: int) -> np.ndarray | None:
-    """Documented gate columns in their inside order (LSTM i, f, o, g), or None (same)."""
-    if kind == "lstm":
-        return np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
-    return None
+def _rot(kind: str, H: int) -> int:
+    """Gate columns moved from the end of the documented order to the front inside: the
+    LSTM's o block (i, f, g, o -> o, i, f, g); 0 for the others (same order)."""
+    return H if kind == "lstm" else 0
 
 
 def _n_sigmoid(kind: str, H: int) -> int:
@@ -80,28 +80,37 @@ def _n_sigmoid(kind: str, H: int) -> int:
     return {"rnn": 0, "lstm": 3 * H, "gru": 2 * H}[kind]
 
 
-def _inside_rows(W: np.ndarray, perm, n_sig: int) -> np.ndarray:
-    """W (K, G*H) -> W^T (G*H, K) C-contiguous, gate rows in inside order, the sigmoid
-    rows scaled by 1/2 (exact)."""
-    Wt = np.ascontiguousarray(W.T) if perm is None else W.T[perm]
+def _inside_rows(W: np.ndarray, rot: int, n_sig: int) -> np.ndarray:
+    """W (K, G*H) -> a new W^T (G*H, K) C-contiguous, gate rows in inside order, the
+    sigmoid rows scaled by 1/2 (exact)."""
+    GH = W.shape[1]
+    Wt = np.empty((GH, W.shape[0]), dtype=W.dtype)
+    Wt[:rot] = W[:, GH - rot :].T
+    Wt[rot:] = W[:, : GH - rot].T
     if n_sig:
-        if Wt.base is not None or Wt is W:  # never scale the caller's array
-            Wt = Wt.copy()
         Wt[:n_sig] *= 0.5
     return Wt
 
 
-def _inside_cols(W: np.ndarray, perm) -> np.ndarray:
-    """W (K, G*H) with its gate columns in inside order (unscaled), C-contiguous."""
-    return np.ascontiguousarray(W) if perm is None else np.ascontiguousarray(W[:, perm])
+def _inside_cols(W: np.ndarray, rot: int) -> np.ndarray:
+    """W (..., G*H) with its gate columns (last axis) in inside order, C-contiguous."""
+    if not rot:
+        return np.ascontiguousarray(W)
+    GH = W.shape[-1]
+    out = np.empty(W.shape, dtype=W.dtype)
+    out[..., :rot] = W[..., GH - rot :]
+    out[..., rot:] = W[..., : GH - rot]
+    return out
 
 
-def _documented_cols(W_inside: np.ndarray, perm) -> np.ndarray:
-    """Inverse of :func:`_inside_cols` for gradients (K, G*H) (or (G*H,) vectors)."""
-    if perm is None:
-        return W_inside
-    out = np.empty_like(W_inside)
-    out[..., perm] = W_inside
+def _documented_cols(W: np.ndarray, rot: int) -> np.ndarray:
+    """Inverse of :func:`_inside_cols`, for gradients (..., G*H)."""
+    if not rot:
+        return W
+    GH = W.shape[-1]
+    out = np.empty(W.shape, dtype=W.dtype)
+    out[..., GH - rot :] = W[..., :rot]
+    out[..., : GH - rot] = W[..., rot:]
     return out
 
 
@@ -159,7 +168,7 @@ class DirCache:
     def acts(self) -> np.ndarray:
         """Activated gates (T, B, G*H) in the documented order (LSTM i, f, g, o)."""
         a = self.gT.transpose(0, 2, 1)
-        return _documented_cols(np.ascontiguousarray(a), _perm(self.kind, self.hT.shape[1]))
+        return _documented_cols(np.ascontiguousarray(a), _rot(self.kind, self.hT.shape[1]))
 
     @classmethod
     def from_time_major(cls, kind, x, hs, acts, params, cs=None, aux=None, mask=None,
@@ -167,8 +176,7 @@ class DirCache:
         """A cache from time-major arrays (``hs, cs (T+1, B, H)``, ``acts (T, B, G*H)`` in
         the documented order, ``aux`` arrays (T, B, H)), e.g. rebuilt from step caches."""
         H = hs.shape[2]
-        perm = _perm(kind, H)
-        a = acts if perm is None else acts[..., perm]
+        a = _inside_cols(acts, _rot(kind, H))
 
         def fm(v):
             return np.ascontiguousarray(np.asarray(v).transpose(0, 2, 1))
@@ -207,13 +215,17 @@ def direction_forward(
     T, B, _ = x.shape
     H, GH = W_h.shape
     dt = W_h.dtype
-    perm, S = _perm(kind, H), _n_sigmoid(kind, H)
-    WxT = _inside_rows(W_x, perm, S)  # (GH, D)
-    WhT = _inside_rows(W_h, perm, S)  # (GH, H)
+    rot, S = _rot(kind, H), _n_sigmoid(kind, H)
+    WxT = _inside_rows(W_x, rot, S)  # (GH, D)
+    WhT = _inside_rows(W_h, rot, S)  # (GH, H)
     # input projections of all steps, (T, GH, B); they become the activated gates in place
-    gT = np.matmul(WxT, x.transpose(0, 2, 1), out=_empty((T, GH, B), dt))
+    gT = _empty((T, GH, B), dt)
+    if B >= 8:  # T products (GH, D) @ (D, B), straight into their places
+        np.matmul(WxT, x.transpose(0, 2, 1), out=gT)
+    else:  # one product (T*B, D) @ (D, GH), then (T, B, GH) -> (T, GH, B)
+        np.copyto(gT, np.matmul(x.reshape(T * B, -1), WxT.T).reshape(T, B, GH).transpose(0, 2, 1))
     if b is not None:
-        gT += _inside_rows(b[None, :], perm, S)  # (GH, 1)
+        gT += _inside_rows(b[None, :], rot, S)  # (GH, 1)
     hT = _empty((T + 1, H, B), dt)
     hT[0] = h0.T
     m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
@@ -253,7 +265,7 @@ def direction_forward(
             s = g[:S]
             s *= 0.5
             s += 0.5
-            i, f, o, gg = g[:H], g[H : 2 * H], g[2 * H : S], g[S:]
+            o, i, f, gg = g[:H], g[H : 2 * H], g[2 * H : S], g[S:]
             c = cT[t + 1]
             np.multiply(f, cT[t], out=c)
             np.multiply(i, gg, out=ig)
@@ -328,87 +340,103 @@ def direction_backward(
     H = hT.shape[1]
     GH = gT.shape[1]
     dt = hT.dtype
-    perm, S = _perm(kind, H), _n_sigmoid(kind, H)
-    Wh = _inside_cols(p["W_h"], perm)  # (H, GH): dh_prev = Wh @ d
+    rot, S = _rot(kind, H), _n_sigmoid(kind, H)
+    Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
     dh = np.zeros((H, B), dtype=dt) if dh_last is None else np.array(dh_last.T, dtype=dt,
                                                                       order="C")
     dhsT = None if dhs is None else _feature_major(dhs, dt)
     m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
     rmT = None if rm is None else np.ascontiguousarray(rm.T)
-    dG = _empty((GH, T, B), dt)  # gradients of the pre-activations, all steps
-    d = np.empty((GH, B), dtype=dt)  # ... of one step
+    # gradients of the pre-activations of all steps, (GH, T, B) for the weight gradients;
+    # with a small batch a step's (GH, B) block would be strided, so (T, GH, B) until then
+    small = B < 8
+    dG = _empty((T, GH, B) if small else (GH, T, B), dt)
+    steps = dG if small else dG.transpose(1, 0, 2)  # (T, GH, B) view
     tmp = np.empty((H, B), dtype=dt)
     keep = keep_c = None
     dc = None
     grads = {}
+    # Factors of the step gradients that do not depend on the recurrence are formed ahead,
+    # for a chunk of steps at a time small enough to stay in cache (Kbuf); the loop then
+    # multiplies them by the incoming gradient in place and stores the result in dG.
+    chunk = max(1, _CHUNK_ELEMS // (GH * B))
+    Kbuf = np.empty((min(chunk, T), GH, B), dtype=dt)
     if kind == "rnn":
         relu = cache.nonlinearity == "relu"
-        for t in range(T - 1, -1, -1):
-            if m is not None:
-                keep = np.where(m[t], 0, dh)
-            if dhsT is not None:
-                dh += dhsT[t]
-            if m is not None:
-                dh *= m[t]
-            h = gT[t]
+        for t1 in range(T, 0, -chunk):
+            t0 = max(0, t1 - chunk)
+            hg, K = gT[t0:t1], Kbuf[: t1 - t0]
             if relu:
-                np.multiply(dh, h > 0, out=d)
-            else:
-                np.multiply(h, h, out=d)
-                np.subtract(1, d, out=d)
+                np.greater(hg, 0, out=K)
+            else:  # tanh' = 1 - h^2
+                np.multiply(hg, hg, out=K)
+                np.subtract(1, K, out=K)
+            for t in range(t1 - 1, t0 - 1, -1):
+                if m is not None:
+                    keep = np.where(m[t], 0, dh)
+                if dhsT is not None:
+                    dh += dhsT[t]
+                if m is not None:
+                    dh *= m[t]
+                d = Kbuf[t - t0]
                 d *= dh
-            np.matmul(Wh, d, out=dh)
-            if rmT is not None:
-                dh *= rmT
-            if keep is not None:
-                dh += keep
-            dG[:, t] = d
+                np.matmul(Wh, d, out=dh)
+                steps[t] = d
+                if rmT is not None:
+                    dh *= rmT
+                if keep is not None:
+                    dh += keep
     elif kind == "lstm":
         cT, tanh_c = cache.cT, cache.aux["tanh_c"]
         dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(dc_last.T, dtype=dt,
                                                                           order="C")
-        dact = np.empty((GH, B), dtype=dt)  # derivatives of the activations
-        for t in range(T - 1, -1, -1):
-            if m is not None:
-                keep = np.where(m[t], 0, dh)
-                keep_c = np.where(m[t], 0, dc)
-            if dhsT is not None:
-                dh += dhsT[t]
-            if m is not None:
-                dh *= m[t]
-                dc *= m[t]
-            g = gT[t]
-            i, f, o, gg = g[:H], g[H : 2 * H], g[2 * H : S], g[S:]
-            tc = tanh_c[t]
-            # sigmoid' = s (1 - s); tanh' = 1 - g^2
-            np.subtract(1, g[:S], out=dact[:S])
-            dact[:S] *= g[:S]
-            np.multiply(gg, gg, out=dact[S:])
-            np.subtract(1, dact[S:], out=dact[S:])
-            # dc += dh * o * (1 - tanh(c)^2)
-            np.multiply(tc, tc, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-            # [di, df, do, dg] = [dc * g, dc * c_prev, dh * tanh(c), dc * i] * activation'
-            np.multiply(dc, gg, out=d[:H])
-            np.multiply(dc, cT[t], out=d[H : 2 * H])
-            np.multiply(dh, tc, out=d[2 * H : S])
-            np.multiply(dc, i, out=d[S:])
-            d *= dact
-            dc *= f
-            np.matmul(Wh, d, out=dh)
-            if rmT is not None:
-                dh *= rmT
-            if keep is not None:
-                dh += keep
-                dc += keep_c
-            dG[:, t] = d
+        E = _empty((T, H, B), dt)  # o * (1 - tanh(c)^2): dc += dh * E
+        for t1 in range(T, 0, -chunk):
+            t0 = max(0, t1 - chunk)
+            g, K = gT[t0:t1], Kbuf[: t1 - t0]  # (n, GH, B) each
+            o, i, gg = g[:, :H], g[:, H : 2 * H], g[:, S:]
+            tc, e = tanh_c[t0:t1], E[t0:t1]
+            # activation derivatives: sigmoid' = s (1 - s) (o, i, f), tanh' = 1 - g^2
+            np.subtract(1, g[:, :S], out=K[:, :S])
+            K[:, :S] *= g[:, :S]
+            np.multiply(gg, gg, out=K[:, S:])
+            np.subtract(1, K[:, S:], out=K[:, S:])
+            # d = [do, di, df, dg] = [dh * tanh(c), dc * g, dc * c_prev, dc * i] * those
+            K[:, :H] *= tc
+            K[:, H : 2 * H] *= gg
+            K[:, 2 * H : S] *= cT[t0:t1]
+            K[:, S:] *= i
+            np.multiply(tc, tc, out=e)
+            np.subtract(1, e, out=e)
+            e *= o
+            for t in range(t1 - 1, t0 - 1, -1):
+                if m is not None:
+                    keep = np.where(m[t], 0, dh)
+                    keep_c = np.where(m[t], 0, dc)
+                if dhsT is not None:
+                    dh += dhsT[t]
+                if m is not None:
+                    dh *= m[t]
+                    dc *= m[t]
+                np.multiply(dh, E[t], out=tmp)
+                dc += tmp
+                d = Kbuf[t - t0]
+                d[:H] *= dh
+                d3 = d[H:].reshape(3, H, B)
+                d3 *= dc
+                dc *= gT[t, 2 * H : S]  # f
+                np.matmul(Wh, d, out=dh)
+                steps[t] = d
+                if rmT is not None:
+                    dh *= rmT
+                if keep is not None:
+                    dh += keep
+                    dc += keep_c
     else:  # gru
         hn = cache.aux["hn"]
         reset_after = cache.reset_after
         dnr = _empty((H, T, B), dt)  # recurrent side of the n block: dn * r
+        d = np.empty((GH, B), dtype=dt)
         dgh = np.empty((GH, B), dtype=dt)
         drec = np.empty((H, B), dtype=dt)
         hm = np.empty((H, B), dtype=dt) if rmT is not None else None
@@ -469,9 +497,12 @@ def direction_backward(
                 dh += drh
             if keep is not None:
                 dh += keep
-            dG[:, t] = d
+            steps[t] = d
     # weight gradients of all steps, one product each
     TB = T * B
+    if small:
+        dG = _empty((GH, T, B), dt)
+        np.copyto(dG, steps.transpose(1, 0, 2))
     dG2 = dG.reshape(GH, TB)
     hs = cache.hs[:-1]  # (T, B, H): the states fed to each step
     h_in = (hs if rm is None else np.multiply(hs, rm, out=_empty(hs.shape, dt))).reshape(TB, H)
@@ -489,12 +520,12 @@ def direction_backward(
             np.matmul(hn_rows.T, dG2[S:].T, out=dW_h[:, S:])
     dx = None
     if need_dx:
-        dx = np.matmul(dG2.T, _inside_cols(p["W_x"], perm).T, out=_empty((TB, D), dt))
+        dx = np.matmul(dG2.T, _inside_cols(p["W_x"], rot).T, out=_empty((TB, D), dt))
         dx = dx.reshape(T, B, D)
-    grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T), perm)
-    grads["W_h"] = _documented_cols(dW_h, perm)
+    grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T), rot)
+    grads["W_h"] = _documented_cols(dW_h, rot)
     if p.get("b") is not None:
-        grads["b"] = _documented_cols(dG2.sum(axis=1), perm)
+        grads["b"] = _documented_cols(dG2.sum(axis=1), rot)
     dh0 = dh.T
     dc0 = None if dc is None else dc.T
     return dx, dh0, dc0, {k: grads[k] for k in ("W_x", "W_h", "b", "b_hn") if k in grads}

@@ -86,7 +86,7 @@ class Model:
     def _backward_stack(self, dh, rcache, ecache, grads: dict) -> dict:
         """Backward through the rnn and (for token ids) the embedding of a stack built by
         :meth:`_build_stack`; dh is the gradient of the rnn's output. Returns grads."""
-        dx, _, g = self.rnn.backward(dh, rcache)
+        dx, _, g = self.rnn.backward(dh, rcache, need_dx=ecache is not None)
         self._module_grads("rnn", g, grads)
         if ecache is not None:
             _, g = self.modules["embed"].backward(dx, ecache)
@@ -238,7 +238,9 @@ class LanguageModel(Model):
         dh, g = self.head.backward(dlogits, hcache)
         self._module_grads("head", g, grads)
         dh, _ = self.drop.backward(dh, dcache)
-        dx, dstate0, g = self.rnn.backward(dh, rcache, dstate)
+        # one-hot inputs are data: no gradient to form for them
+        dx, dstate0, g = self.rnn.backward(dh, rcache, dstate,
+                                           need_dx=bool(self.embedding_dim))
         self._module_grads("rnn", g, grads)
         if self.embedding_dim:
             _, g = self.modules["embed"].backward(dx, in_cache)

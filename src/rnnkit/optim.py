@@ -217,6 +217,7 @@ class Adam(Optimizer):
         self.betas = (_check_number(betas[0], "beta1", maximum=1.0),
                       _check_number(betas[1], "beta2", maximum=1.0))
         self.eps = _check_number(eps, "eps")
+        self._scratch: dict[int, np.ndarray] = {}  # one work array per parameter
 
     def _decay(self, p, g):
         return g + self.weight_decay * p if self.weight_decay else g
@@ -225,16 +226,25 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         g = self._decay(p, g)
         m, v = s["m"], s["v"]
-        m *= b1
-        m += (1 - b1) * g
+        tmp = self._scratch.get(id(p))
+        if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
+            tmp = self._scratch[id(p)] = np.empty_like(p)
+        # m += (1 - b1) (g - m)  (= b1 m + (1 - b1) g, as torch computes it)
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - b1
+        m += tmp
         v *= b2
-        v += (1 - b2) * (g * g)
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
         bc1 = 1 - b1**self.t
         bc2 = 1 - b2**self.t
-        denom = np.sqrt(v)
-        denom /= math.sqrt(bc2)
-        denom += self.eps
-        p -= (self.lr / bc1) * (m / denom)
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(bc2)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / bc1
+        p -= tmp
 
     def settings(self):
         """The constructor settings (JSON-serialisable)."""

@@ -392,16 +392,18 @@ class Recurrent:
         return hs[-1], ((h_new, np.stack(cs)) if c is not None else h_new)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, dout, cache: RecurrentCache, dstate=None):
+    def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True):
         """Backpropagation through time.
 
         Args:
             dout: gradient of the loss w.r.t. ``out``, same shape as ``out``; None for zero.
             cache: the cache returned by the matching ``forward``.
             dstate: gradient w.r.t. the final state (same structure as the state), or None.
+            need_dx: False when x is data that needs no gradient (as PyTorch skips inputs
+                without ``requires_grad``): dx is then None and its product is not formed.
         Returns:
-            dx (B, T, D), dstate0 (gradient w.r.t. the initial state, same structure as the
-            state), grads (dict keyed like ``params``).
+            dx (B, T, D) or None, dstate0 (gradient w.r.t. the initial state, same structure
+            as the state), grads (dict keyed like ``params``).
         """
         if not isinstance(cache, RecurrentCache):
             raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
@@ -452,11 +454,12 @@ class Recurrent:
                     dd = _time_gather(dd, cache.rev_idx)
                 dx, dh, dc, g = direction_backward(
                     cache.dirs[layer][d], dd, dh_n[s], None if dc_n is None else dc_n[s],
-                    need_dx=True,
+                    need_dx=need_dx or layer > 0,
                 )
-                if d == 1:
-                    dx = _time_gather(dx, cache.rev_idx)
-                dx_total = dx if dx_total is None else dx_total + dx
+                if dx is not None:
+                    if d == 1:
+                        dx = _time_gather(dx, cache.rev_idx)
+                    dx_total = dx if dx_total is None else dx_total + dx
                 dh0[s] = dh
                 if dc0 is not None:
                     dc0[s] = dc
@@ -471,7 +474,7 @@ class Recurrent:
             grads["h0"] = np.zeros_like(self.params["h0"])
             if self.kind == "lstm":
                 grads["c0"] = np.zeros_like(self.params["c0"])
-        dx = dy.transpose(1, 0, 2)
+        dx = None if dy is None else dy.transpose(1, 0, 2)
         dstate0 = (dh0, dc0) if self.kind == "lstm" else dh0
         return dx, dstate0, {k: grads[k] for k in self.params}
 
