@@ -529,3 +529,111 @@ def direction_backward(
     dh0 = dh.T
     dc0 = None if dc is None else dc.T
     return dx, dh0, dc0, {k: grads[k] for k in ("W_x", "W_h", "b", "b_hn") if k in grads}
+
+
+# --------------------------------------------------------------------------- one step
+class Stepper:
+    """Inference one step at a time (generation), with the weights prepared once.
+
+    The same equations as :func:`direction_forward` for one step, written batch-major
+    (rows are examples: at batch 1 the products are vector-matrix products) and with no
+    cache. It takes a snapshot of the weights when it is made: make a new one after the
+    parameters change.
+
+    layers: one params dict per stacked layer (``W_x (D_k, G*H)``, ``W_h``, ``b``,
+    ``b_hn`` as in :func:`direction_forward`).
+    """
+
+    def __init__(self, kind: str, layers: list, nonlinearity: str = "tanh",
+                 reset_after: bool = True):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind, self.relu, self.reset_after = kind, nonlinearity == "relu", reset_after
+        H = layers[0]["W_h"].shape[0]
+        self.H, self.num_layers = H, len(layers)
+        rot, S = _rot(kind, H), _n_sigmoid(kind, H)
+        self.S = S
+        self.Wx, self.Wh, self.b, self.b_hn = [], [], [], []
+        for p in layers:
+            self.Wx.append(np.ascontiguousarray(_inside_rows(p["W_x"], rot, S).T))  # (D, GH)
+            self.Wh.append(np.ascontiguousarray(_inside_rows(p["W_h"], rot, S).T))  # (H, GH)
+            b = p.get("b")
+            self.b.append(None if b is None else _inside_rows(b[None, :], rot, S)[:, 0])
+            b_hn = p.get("b_hn")
+            self.b_hn.append(None if b_hn is None else np.array(b_hn))
+        self.dtype = self.Wh[0].dtype
+        # rows of the first layer's W_x with its bias added: the input part for one-hot x
+        self.Wxb0 = self.Wx[0] if self.b[0] is None else self.Wx[0] + self.b[0]
+        if kind == "gru" and not reset_after:
+            self.Wh_rz = [np.ascontiguousarray(W[:, :S]) for W in self.Wh]
+            self.Wh_n = [np.ascontiguousarray(W[:, S:]) for W in self.Wh]
+
+    def step(self, x, h, c=None, ids=None):
+        """One step of every layer.
+
+        x (B, D) the first layer's input, or ``ids`` (B,) ints for one-hot inputs
+        (``x = eye(D)[ids]``, a row look-up); h, c (L, B, H) the state (c for the LSTM).
+        Returns the new h, c (L, B, H) (c None but for the LSTM); ``h[-1]`` is the output.
+        """
+        B = h.shape[1]
+        h_new = np.empty((self.num_layers, B, self.H), dtype=self.dtype)
+        c_new = np.empty_like(h_new) if self.kind == "lstm" else None
+        for k in range(self.num_layers):
+            if k == 0 and ids is not None:
+                # the rows of the ids (a view for batch 1)
+                xin = self.Wxb0[ids[0]][None] if B == 1 else self.Wxb0[ids]
+            else:
+                xin = np.matmul(x if k == 0 else h_new[k - 1], self.Wx[k])
+                if self.b[k] is not None:
+                    xin += self.b[k]
+            self._layer(k, xin, h[k], None if c is None else c[k], h_new[k],
+                        None if c_new is None else c_new[k])
+        return h_new, c_new
+
+    def _layer(self, k, xin, h_prev, c_prev, h_out, c_out):
+        """One layer: xin (B, GH) the input part incl. bias; writes h_out, c_out."""
+        H, S = self.H, self.S
+        if self.kind == "gru":
+            a = xin if xin.base is None else xin.copy()  # written to below
+        else:
+            a = np.matmul(h_prev, self.Wh[k])
+            a += xin
+        if self.kind == "rnn":
+            if self.relu:
+                np.maximum(a, 0, out=h_out)
+            else:
+                np.tanh(a, out=h_out)
+        elif self.kind == "lstm":
+            np.tanh(a, out=a)  # sigmoid rows pre-scaled by 1/2
+            s = a[:, :S]
+            s *= 0.5
+            s += 0.5
+            o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : S], a[:, S:]
+            np.multiply(f, c_prev, out=c_out)
+            i *= g
+            c_out += i
+            np.tanh(c_out, out=h_out)
+            h_out *= o
+        else:  # gru
+            rz, n = a[:, :S], a[:, S:]
+            if self.reset_after:
+                rec = np.matmul(h_prev, self.Wh[k])
+                rz += rec[:, :S]
+                hn = rec[:, S:]
+                if self.b_hn[k] is not None:
+                    hn += self.b_hn[k]
+            else:
+                rz += np.matmul(h_prev, self.Wh_rz[k])
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            r, z = a[:, :H], a[:, H:S]
+            if self.reset_after:
+                hn *= r
+                n += hn
+            else:
+                n += np.matmul(r * h_prev, self.Wh_n[k])
+            np.tanh(n, out=n)
+            np.subtract(h_prev, n, out=h_out)
+            h_out *= z
+            h_out += n

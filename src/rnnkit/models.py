@@ -289,18 +289,44 @@ class LanguageModel(Model):
         logits, _ = self.head.forward(h)
         return logits, state
 
-    def prime(self, ids, state=None, cond=None):
+    def stepper(self):
+        """The fast generation step, with a snapshot of the current weights.
+
+        Returns ``step(ids (K,), state) -> (logits (K, V), state)``, what :meth:`step`
+        computes (no dropout), with the weights prepared once (one-hot inputs become a row
+        look-up). Make a new one after the weights change; :meth:`generate` does."""
+        rnn = self.rnn.stepper()
+        W = self.head.params["W"].copy()
+        b = self.head.params["b"].copy() if "b" in self.head.params else None
+        E = self.modules["embed"].params["W"].copy() if self.embedding_dim else None
+        V = self.vocab_size
+
+        def step(ids, state):
+            if E is not None:
+                h, state = rnn.step(E[check_ids(ids, "ids", V, ndim=1)], state)
+            else:
+                h, state = rnn.step_ids(ids, state)
+            logits = h @ W
+            if b is not None:
+                logits += b
+            return logits, state
+
+        return step
+
+    def prime(self, ids, state=None, cond=None, step=None):
         """Run a prime sequence ids (T,) (T >= 1) through the model, batch 1.
 
-        Returns the logits (V,) of the next token and the state."""
+        ``step``: a :meth:`stepper` to use (else one is made). Returns the logits (V,) of
+        the next token and the state."""
         if np.size(ids) == 0:  # before check_ids: an empty list has a float dtype
             raise ValueError("prime must hold at least one token")
         ids = check_ids(ids, "prime", self.vocab_size, ndim=1)
         if state is None:
             state, _ = self.initial_state(1, cond)
+        step = self.stepper() if step is None else step
         logits = None
         for t in ids:
-            logits, state = self.step(np.array([t]), state)
+            logits, state = step(np.array([t]), state)
         return logits[0], state
 
     def generate(self, prime, length: int, rng=None, temperature=1.0, top_k=None, top_p=None,
@@ -313,14 +339,15 @@ class LanguageModel(Model):
         was_training = self.rnn.training
         self.eval()
         try:
-            logits, state = self.prime(prime, cond=cond)
+            step = self.stepper()
+            logits, state = self.prime(prime, cond=cond, step=step)
             if beam:
-                out = beam_search(self.step, logits, state, beam, length, stop_ids)
+                out = beam_search(step, logits, state, beam, length, stop_ids)
                 if on_token is not None:
                     for t in out:
                         on_token(t)
                 return out
-            return sample_sequence(self.step, logits, state, length, as_rng(rng), temperature,
+            return sample_sequence(step, logits, state, length, as_rng(rng), temperature,
                                    top_k, top_p, greedy, stop_ids, on_token)
         finally:
             if was_training:

@@ -34,7 +34,7 @@ from ._checks import (
     check_probability,
     shape_str,
 )
-from .cells import GATES, DirCache, direction_backward, direction_forward
+from .cells import GATES, DirCache, Stepper, direction_backward, direction_forward
 
 MERGES = ("concat", "sum", "mul", "ave")
 
@@ -391,6 +391,19 @@ class Recurrent:
         h_new = np.stack(hs)
         return hs[-1], ((h_new, np.stack(cs)) if c is not None else h_new)
 
+    def stepper(self) -> LayerStepper:
+        """A fast one-step path for generation, with a snapshot of the current weights.
+
+        ``stepper.step(x (B, D), state) -> (out (B, H), state)`` computes what
+        :meth:`step` computes (no dropout), and ``stepper.step_ids(ids (B,), state)`` the
+        same for one-hot inputs ``x = eye(D)[ids]`` by a row look-up. The weights are read
+        once, here: make a new stepper after they change. Unidirectional layers only.
+        """
+        if self.bidirectional:
+            raise ValueError("stepper() needs a unidirectional layer: the reverse direction "
+                             "of a bidirectional layer reads the sequence from its end")
+        return LayerStepper(self)
+
     # ------------------------------------------------------------------ backward
     def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True):
         """Backpropagation through time.
@@ -597,6 +610,65 @@ class GRU(Recurrent):
 
 
 # --------------------------------------------------------------------------- cells
+class LayerStepper:
+    """One step at a time with a snapshot of a :class:`Recurrent` layer's weights; made by
+    :meth:`Recurrent.stepper`. States as in :meth:`Recurrent.step`: (L, B, H), LSTM (h, c);
+    None for the layer's initial state."""
+
+    def __init__(self, layer: Recurrent):
+        self.layer = layer
+        self.input_size, self.hidden_size = layer.input_size, layer.hidden_size
+        self.num_layers, self.kind = layer.num_layers, layer.kind
+        self.kernel = Stepper(layer.kind, [layer._direction_params(f"l{k}.")
+                                           for k in range(layer.num_layers)],
+                              **layer._kernel_options())
+        self._last = None
+        self.h0 = layer.params.get("h0")
+        self.c0 = layer.params.get("c0")
+        if self.h0 is not None:
+            self.h0, self.c0 = self.h0.copy(), None if self.c0 is None else self.c0.copy()
+
+    def _state(self, state, B: int):
+        if state is None:
+            L, H, dt = self.num_layers, self.hidden_size, self.layer.dtype
+            if self.h0 is None:
+                h = np.zeros((L, B, H), dtype=dt)
+                return h, (np.zeros_like(h) if self.kind == "lstm" else None)
+            h = np.repeat(self.h0[:, None, :], B, axis=1)
+            return h, (np.repeat(self.c0[:, None, :], B, axis=1) if self.kind == "lstm"
+                       else None)
+        return self.layer._check_state(state, B)
+
+    def _out(self, h, c):
+        state = (h, c) if c is not None else h
+        self._last = state  # the next call may pass it back unchecked
+        return h[-1], state
+
+    def _carried(self, state, B: int):
+        if state is not None and state is self._last:
+            h, c = (state if self.kind == "lstm" else (state, None))
+            if h.shape[1] == B:
+                return h, c
+        return self._state(state, B)
+
+    def step(self, x, state=None):
+        """x (B, D); state or None. Returns out (B, H) (the top layer's h) and the state."""
+        x = check_array(x, "x", ("B", self.input_size), self.layer.dtype)
+        h, c = self._carried(state, x.shape[0])
+        return self._out(*self.kernel.step(x, h, c))
+
+    def step_ids(self, ids, state=None):
+        """ids (B,) ints in [0, D): the step for one-hot inputs. Returns out, state."""
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or ids.dtype.kind not in "iu" or ids.size == 0:
+            raise ValueError(f"ids must be a non-empty 1-d array of ints, got {ids!r}")
+        lo, hi = (ids[0], ids[0]) if ids.size == 1 else (ids.min(), ids.max())
+        if lo < 0 or hi >= self.input_size:
+            raise ValueError(f"ids must be in [0, {self.input_size}), got {ids.tolist()}")
+        h, c = self._carried(state, ids.shape[0])
+        return self._out(*self.kernel.step(None, h, c, ids=ids))
+
+
 class _Cell:
     """One time step: ``forward(x (B, D), state) -> (state', cache)``.
 
