@@ -381,11 +381,11 @@ def direction_backward(
                 d = Kbuf[t - t0]
                 d *= dh
                 np.matmul(Wh, d, out=dh)
-                steps[t] = d
                 if rmT is not None:
                     dh *= rmT
                 if keep is not None:
                     dh += keep
+            steps[t0:t1] = K  # the chunk's step gradients, one copy
     elif kind == "lstm":
         cT, tanh_c = cache.cT, cache.aux["tanh_c"]
         dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(dc_last.T, dtype=dt,
@@ -426,12 +426,12 @@ def direction_backward(
                 d3 *= dc
                 dc *= gT[t, 2 * H : S]  # f
                 np.matmul(Wh, d, out=dh)
-                steps[t] = d
                 if rmT is not None:
                     dh *= rmT
                 if keep is not None:
                     dh += keep
                     dc += keep_c
+            steps[t0:t1] = K  # the chunk's step gradients, one copy
     else:  # gru
         hn = cache.aux["hn"]
         reset_after = cache.reset_after
