@@ -1,19 +1,27 @@
 """rnnkit against PyTorch (CPU), side by side in one run: training steps and generation.
 
-What is timed (float32, both libraries on the same number of threads):
+What is measured (float32, both libraries on the same number of threads):
 
-* **train**: one training step, forward + backward, of a recurrent layer followed by a
-  per-step linear output layer and a softmax cross-entropy summed over all B*T targets,
-  V = 65 symbols. Input: one-hot vectors (B, T, 65). No optimizer update.
+* **train**: one full training step of a character model, as a user of each library writes
+  it: forward, per-step linear output layer, softmax cross-entropy (mean over the B*T
+  targets, V = 65 symbols), backward, Adam (lr 2e-3). rnnkit: ``LanguageModel`` (one-hot
+  inputs) ``.train_batch`` + ``rnnkit.optim.Adam.step``; PyTorch: ``nn.LSTM/GRU/RNN`` +
+  ``nn.Linear`` on a precomputed one-hot tensor, ``F.cross_entropy``, ``backward``,
+  ``torch.optim.Adam`` in its fastest CPU variant (default, foreach or fused: timed at
+  startup). Each row also gives the FLOPs of the step's matrix products, the time this
+  machine's numpy takes for those products alone (the "GEMM floor") and the fraction of the
+  step that floor represents for each library.
+* **memory**: the peak resident memory of a few training steps, each library in a fresh
+  subprocess (``--memory``; the default run does LSTM (64, 100, 512)).
 * **gen**: generating characters one at a time with batch 1: feed the previous character
   (one-hot), one recurrent step, output layer, softmax, sample. rnnkit uses
-  ``layer.step``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
+  ``LanguageModel.stepper()``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
   carried state and (b) a loop of ``nn.LSTMCell`` (stacked for 2 layers), both under
   ``torch.inference_mode()``.
 
-Before timing, each configuration checks that rnnkit and PyTorch compute the same loss and
-gradients (train) or the same next-character probabilities (gen) from the same weights, so
-that the timings compare equal work; it aborts otherwise.
+Before timing, each configuration checks that rnnkit and PyTorch compute the same loss,
+gradients and updated parameters (train) or the same next-character probabilities (gen)
+from the same weights, so that the timings compare equal work; it aborts otherwise.
 
 Run it with OpenBLAS' tuning variables unset (for this command only)::
 
@@ -40,18 +48,36 @@ for _name, _value in SPIN_LIMITS.items():
 import argparse  # noqa: E402
 import fnmatch  # noqa: E402
 import gc  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+# Without an installed rnnkit (or with a stale editable install), use this checkout's.
+_SRC = Path(__file__).resolve().parent.parent / "src"
+if importlib.util.find_spec("rnnkit") is None and (_SRC / "rnnkit").is_dir():
+    sys.path.insert(0, str(_SRC))
+
 V = 65  # vocabulary size (tiny Shakespeare has 65 symbols)
+LR = 2e-3  # Adam's learning rate in both libraries (other settings: the shared defaults)
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # G: gate blocks of the recurrent weights (G*H columns)
+# torch.optim.Adam's CPU implementations; "default" (foreach=None, fused=None) is the
+# per-parameter loop on CPU
+TORCH_ADAM = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+MEMORY_STEPS = 3  # training steps measured by --memory (after one warm-up step)
+GEMM_REPS = 5  # timed repetitions of each product shape for the GEMM floor (median)
 
 
 # --------------------------------------------------------------------------- configs
@@ -69,6 +95,19 @@ class TrainConfig:
     def name(self) -> str:
         k = self.kind + (str(self.layers) if self.layers > 1 else "")
         return f"train/{k}/{self.batch}x{self.steps}x{self.hidden}"
+
+
+def parse_train_name(name: str) -> TrainConfig:
+    """``train/<kind>[<layers>]/<B>x<T>x<H>`` -> TrainConfig (ValueError otherwise)."""
+    m = re.fullmatch(r"train/(lstm|gru|rnn)(\d*)/(\d+)x(\d+)x(\d+)", name)
+    cfg = None
+    if m is not None:
+        cfg = TrainConfig(m[1], int(m[2] or 1), int(m[3]), int(m[4]), int(m[5]))
+    if cfg is None or cfg.name != name or min(cfg.layers, cfg.batch, cfg.steps, cfg.hidden) < 1:
+        raise ValueError(f"not a training configuration name: {name!r} (expected "
+                         "train/<lstm|gru|rnn>[<layers> >= 2]/<B>x<T>x<H> with sizes >= 1, "
+                         "e.g. train/lstm2/32x100x256)")
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -100,6 +139,13 @@ def quick_configs(gen_chars: int) -> list:
     cfgs.append(TrainConfig("rnn", 1, 1, 25, 100))
     cfgs += [GenConfig(L, 64, gen_chars) for L in (1, 2)]
     return cfgs
+
+
+# the peak-memory measurement of the default run (and of --quick)
+MEMORY_DEFAULT = TrainConfig("lstm", 1, 64, 100, 512)
+MEMORY_QUICK = TrainConfig("lstm", 1, 8, 20, 64)
+# the parameter set on which the torch.optim.Adam variants are timed
+ADAM_CHOICE_CONFIG = TrainConfig("lstm", 1, 32, 100, 256)
 
 
 def select(cfgs: list, patterns: list[str] | None) -> list:
@@ -137,10 +183,10 @@ def load_average() -> str:
 class OtherLoad:
     """How much CPU other processes used while a block ran: a direct noise indicator.
 
-    ``/proc/stat`` gives the machine's busy time and ``os.times`` this process's own;
-    the difference over the block, divided by its wall time and the number of CPUs, is the
-    share of the machine that other processes took (0 on an idle machine). None where
-    ``/proc/stat`` is unavailable.
+    ``/proc/stat`` gives the machine's busy time and ``os.times`` this process's own (and
+    that of its finished subprocesses); the difference over the block, divided by its wall
+    time and the number of CPUs, is the share of the machine that other processes took (0 on
+    an idle machine). None where ``/proc/stat`` is unavailable.
     """
 
     def __init__(self):
@@ -154,8 +200,9 @@ class OtherLoad:
         except (OSError, ValueError):
             return None
         busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-        own = os.times()
-        return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.perf_counter()
+        own = os.times()  # with the subprocesses this process waited for (--memory)
+        own_s = own.user + own.system + own.children_user + own.children_system
+        return busy / os.sysconf("SC_CLK_TCK"), own_s, time.perf_counter()
 
     def share(self) -> float | None:
         end = self._sample()
@@ -210,11 +257,9 @@ def torch_threads_line(torch) -> str:
 
 
 # --------------------------------------------------------------------------- numpy loss
-# The output layer and loss of the rnnkit side are written here with plain numpy, so that
-# the table measures the recurrent engine plus a minimal, fixed amount of extra work.
-# TODO: switch to the library's own output layer and loss (rnnkit.layers.Dense and
-# rnnkit.losses.softmax_cross_entropy(logits, targets, reduction="sum")) so that the table
-# shows what a user of the library pays, argument checks included.
+# A per-step output layer and loss written with plain numpy, used by profile_lstm.py to
+# split an LSTM step into its parts (bench.py's own training step uses the library's
+# LanguageModel, output layer and loss).
 def output_loss_numpy(hs: np.ndarray, W_y: np.ndarray, b_y: np.ndarray, targets: np.ndarray):
     """Per-step linear output layer + softmax cross-entropy summed over all targets.
 
@@ -279,6 +324,88 @@ def torch_linear(torch, W_y: np.ndarray, b_y: np.ndarray):
     return lin
 
 
+def make_model(cfg: TrainConfig, seed: int):
+    """The rnnkit character model of a configuration and one batch of ids.
+
+    Returns ``LanguageModel`` (one-hot inputs, non-zero biases everywhere, so that bias
+    handling is checked too) and ``{"x": ids (B, T), "y": next ids (B, T)}``.
+    """
+    from rnnkit.models import LanguageModel
+
+    rng = np.random.default_rng(seed)
+    model = LanguageModel(V, cell=cfg.kind, hidden_size=cfg.hidden, num_layers=cfg.layers,
+                          dtype=np.float32, rng=rng)
+    for name, p in model.params.items():
+        if name.endswith(".b") or name.endswith(".b_hn"):
+            p[...] = rng.uniform(-0.1, 0.1, p.shape).astype(np.float32)
+    chars = rng.integers(0, V, size=(cfg.batch, cfg.steps + 1))
+    batch = {"x": np.ascontiguousarray(chars[:, :-1]), "y": np.ascontiguousarray(chars[:, 1:])}
+    return model, batch
+
+
+def rnnkit_train_step(model, batch: dict) -> Callable:
+    """The rnnkit training step: ``model.train_batch`` (forward, mean cross-entropy,
+    backward) and ``Adam.step``. The step returns (stats, grads)."""
+    from rnnkit.optim import Adam
+
+    opt = Adam(model.params, lr=LR)
+
+    def step():
+        stats, grads, _ = model.train_batch(batch)
+        opt.step(grads)
+        return stats, grads
+
+    return step
+
+
+def torch_train_step(model, batch: dict, torch, adam: str):
+    """The same model in PyTorch, with a copy of the rnnkit model's current weights.
+
+    Returns (step, pairs): the step (zero_grad, forward, cross-entropy, backward, Adam; it
+    returns the loss tensor) and, for every rnnkit parameter name, the PyTorch tensor
+    holding it and a function mapping that tensor (or its gradient) to rnnkit's layout.
+    """
+    import torch.nn.functional as F
+
+    from rnnkit.interop import to_torch
+
+    H = model.rnn.hidden_size
+    rnn_t = to_torch(model.rnn)  # nn.LSTM/GRU/RNN, batch_first=True
+    lin_t = torch_linear(torch, model.head.params["W"], model.head.params["b"])
+    params_t = list(rnn_t.parameters()) + list(lin_t.parameters())
+    opt = torch.optim.Adam(params_t, lr=LR, **TORCH_ADAM[adam])
+    x_t = torch.from_numpy(np.eye(V, dtype=np.float32)[batch["x"]])  # (B, T, V) one-hot
+    y_t = torch.from_numpy(batch["y"].reshape(-1))  # (B*T,)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out, _ = rnn_t(x_t)  # (B, T, H)
+        loss = F.cross_entropy(lin_t(out).reshape(-1, V), y_t, reduction="mean")
+        loss.backward()
+        opt.step()
+        return loss
+
+    def same(t):
+        return t
+
+    def transpose(t):
+        return t.T
+
+    def n_part(t):  # GRU: rnnkit's b_hn is the n block of bias_hh
+        return t[2 * H :]
+
+    # rnnkit's b is PyTorch's bias_ih (bias_hh starts at zero, but for GRU's n block);
+    # PyTorch's bias_hh is an extra parameter that its Adam updates too
+    pairs = {"head.W": (lin_t.weight, transpose), "head.b": (lin_t.bias, same)}
+    for k in range(model.rnn.num_layers):
+        pairs[f"rnn.l{k}.W_x"] = (getattr(rnn_t, f"weight_ih_l{k}"), transpose)
+        pairs[f"rnn.l{k}.W_h"] = (getattr(rnn_t, f"weight_hh_l{k}"), transpose)
+        pairs[f"rnn.l{k}.b"] = (getattr(rnn_t, f"bias_ih_l{k}"), same)
+        if f"rnn.l{k}.b_hn" in model.params:
+            pairs[f"rnn.l{k}.b_hn"] = (getattr(rnn_t, f"bias_hh_l{k}"), n_part)
+    return step, pairs
+
+
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30))
@@ -289,61 +416,229 @@ class MismatchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- train
-def build_train(cfg: TrainConfig, torch, seed: int):
-    """Return (rnnkit_step, torch_step), after checking that they compute the same thing."""
-    import torch.nn.functional as F
+def build_train(cfg: TrainConfig, torch, seed: int, adam: str):
+    """Return (rnnkit_step, torch_step), after checking that they compute the same thing:
+    one step each from the same weights gives the same loss, gradients and parameters."""
+    model, batch = make_model(cfg, seed)
+    # the PyTorch copy first: rnnkit's step updates model.params in place
+    torch_step, pairs = torch_train_step(model, batch, torch, adam)
+    rnnkit_step = rnnkit_train_step(model, batch)
 
-    from rnnkit.interop import to_torch
-
-    rng = np.random.default_rng(seed)
-    B, T, H = cfg.batch, cfg.steps, cfg.hidden
-    layer = make_layer(cfg.kind, cfg.layers, H, rng)
-    W_y, b_y = make_output(H, rng)
-    chars = rng.integers(0, V, size=(B, T + 1))
-    eye = np.eye(V, dtype=np.float32)
-    x = eye[chars[:, :-1]]  # (B, T, V) one-hot inputs
-    targets = chars[:, 1:].reshape(-1)  # (B*T,) the next characters
-
-    def rnnkit_step():
-        out, _, cache = layer.forward(x)  # (B, T, H)
-        loss, dhs, dW_y, db_y = output_loss_numpy(out.reshape(B * T, H), W_y, b_y, targets)
-        _, _, grads = layer.backward(dhs.reshape(B, T, H), cache)
-        grads["W_y"], grads["b_y"] = dW_y, db_y
-        # ---- optimizer update (Adam) goes here once rnnkit has one ----
-        return loss, grads
-
-    rnn_t = to_torch(layer)
-    lin_t = torch_linear(torch, W_y, b_y)
-    params_t = list(rnn_t.parameters()) + list(lin_t.parameters())
-    x_t = torch.from_numpy(x)
-    y_t = torch.from_numpy(targets)
-
-    def torch_step():
-        for p in params_t:
-            p.grad = None
-        out, _ = rnn_t(x_t)  # (B, T, H)
-        loss = F.cross_entropy(lin_t(out).reshape(-1, V), y_t, reduction="sum")
-        loss.backward()
-        # ---- optimizer update (torch.optim.Adam) goes here, matching the rnnkit side ----
-        return loss
-
-    # same loss and gradients for the same weights, or the comparison is meaningless
-    loss_r, grads = rnnkit_step()
-    loss_t = float(torch_step().item())
     problems = []
+    missing = sorted(set(model.params) - set(pairs))
+    if missing:
+        problems.append("no PyTorch counterpart for " + ", ".join(missing))
+    stats, grads = rnnkit_step()
+    loss_r = stats["loss"] / stats["count"]
+    loss_t = float(torch_step().item())
     if abs(loss_r - loss_t) > 1e-4 * abs(loss_t):
         problems.append(f"loss rnnkit {loss_r:.6f} vs torch {loss_t:.6f}")
-    pairs = {"W_y": lin_t.weight.grad.T, "b_y": lin_t.bias.grad}
-    for k in range(cfg.layers):
-        pairs[f"l{k}.W_x"] = getattr(rnn_t, f"weight_ih_l{k}").grad.T
-        pairs[f"l{k}.W_h"] = getattr(rnn_t, f"weight_hh_l{k}").grad.T
-    for name, g_t in pairs.items():
-        e = rel_err(grads[name], g_t.numpy())
+    for name, (t, layout) in pairs.items():
+        e = rel_err(grads[name], layout(t.grad).numpy())
         if e > 1e-3:
-            problems.append(f"gradient {name}: relative error {e:.2e}")
+            problems.append(f"gradient {name}: relative error {e:.2e} (expected <= 1e-3)")
+    for name, (t, layout) in pairs.items():
+        e = rel_err(model.params[name], layout(t.detach()).numpy())
+        if e > 1e-4:
+            problems.append(f"{name} after the Adam step: relative error {e:.2e} "
+                            "(expected <= 1e-4)")
     if problems:
         raise MismatchError(f"{cfg.name}: rnnkit and PyTorch differ: " + "; ".join(problems))
     return rnnkit_step, torch_step
+
+
+def adam_kwargs(variant: str) -> str:
+    """The torch.optim.Adam keyword arguments of a variant, as text."""
+    kw = TORCH_ADAM[variant]
+    return ", ".join(f"{k}={v}" for k, v in kw.items()) if kw else "foreach and fused unset"
+
+
+def choose_torch_adam(torch, seed: int, reps: int = 20) -> tuple[str, dict, int]:
+    """Time ``optimizer.step()`` of the torch.optim.Adam variants (default, foreach, fused)
+    on the parameters of ADAM_CHOICE_CONFIG with fixed gradients, interleaved.
+
+    Returns the fastest variant, {variant: median seconds, or an error message} and the
+    number of parameters."""
+    from rnnkit.interop import to_torch
+
+    model, _ = make_model(ADAM_CHOICE_CONFIG, seed)
+    rnn_t = to_torch(model.rnn)
+    lin_t = torch_linear(torch, model.head.params["W"], model.head.params["b"])
+    base = list(rnn_t.parameters()) + list(lin_t.parameters())
+    g = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(p.shape, generator=g) * 1e-2 for p in base]
+    steps, results = {}, {}
+    for variant, kw in TORCH_ADAM.items():
+        params = [p.detach().clone().requires_grad_(True) for p in base]
+        for p, gr in zip(params, grads, strict=True):
+            p.grad = gr.clone()
+        try:
+            opt = torch.optim.Adam(params, lr=LR, **kw)
+            opt.step()
+        except (RuntimeError, ValueError) as e:  # a variant this build does not support
+            results[variant] = f"unavailable ({e})"
+            continue
+        steps[variant] = opt.step
+    times = time_interleaved(list(steps.values()), reps, 2)
+    for variant, ts in zip(steps, times, strict=True):
+        results[variant] = median(ts)
+    best = min(steps, key=lambda v: results[v])
+    return best, results, sum(p.numel() for p in base)
+
+
+# --------------------------------------------------------------------------- GEMM floor
+def gemm_products(cfg: TrainConfig) -> list[tuple[str, int, int, int, int, bool, bool]]:
+    """The matrix products of one training step: (label, m, k, n, count, A transposed,
+    B transposed) for ``count`` products (m, k) @ (k, n), operands laid out as in the
+    engine (a transposed operand is a transposed view).
+
+    Per recurrent layer (input size D = V for the first, H above): the input projection
+    over all T*B rows, T recurrent products forward and T backward, the weight gradients
+    dW_h and dW_x, and the input gradient dx except for the first layer (its input is data:
+    PyTorch does not compute it). Then the output layer: logits, dW_y, dh.
+    """
+    B, T, H, G = cfg.batch, cfg.steps, cfg.hidden, GATES[cfg.kind]
+    N, GH = T * B, G * H
+    out = []
+    for k in range(cfg.layers):
+        D = V if k == 0 else H
+        out += [
+            (f"l{k} x @ W_x", N, D, GH, 1, False, False),
+            # per-step products feature-major, as the engine does them (W_h^T @ h^T is the
+            # faster orientation of these shapes with OpenBLAS)
+            (f"l{k} W_h^T @ h^T (per step)", GH, H, B, T, False, False),
+            (f"l{k} W_h @ dg^T (per step)", H, GH, B, T, False, False),
+            (f"l{k} dW_h = h.T @ dg", H, N, GH, 1, True, False),
+            (f"l{k} dW_x = x.T @ dg", D, N, GH, 1, True, False),
+        ]
+        if k > 0:
+            out.append((f"l{k} dx = dg @ W_x.T", N, GH, D, 1, False, True))
+    out += [
+        ("logits = h @ W_y", N, H, V, 1, False, False),
+        ("dW_y = h.T @ dz", H, N, V, 1, True, False),
+        ("dh = dz @ W_y.T", N, V, H, 1, False, True),
+    ]
+    return out
+
+
+def step_flops(products) -> int:
+    return sum(2 * m * k * n * count for _, m, k, n, count, _, _ in products)
+
+
+class GemmTimer:
+    """This machine's float32 matrix-product time in numpy (threads as set for the run),
+    per shape and layout: fastest of GEMM_REPS timed calls after one warm-up, small products
+    repeated within a call (about 0.5 GFLOP per call). Cached per shape for the run."""
+
+    def __init__(self, seed: int = 0):
+        self._cache: dict = {}
+        self._rng = np.random.default_rng(seed)
+
+    def product(self, m: int, k: int, n: int, trans_a: bool, trans_b: bool) -> float:
+        """Seconds of one (m, k) @ (k, n) product (the fastest call)."""
+        key = (m, k, n, trans_a, trans_b)
+        if key not in self._cache:
+            a = self._rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+            b = self._rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+            a_op = a.T if trans_a else a
+            b_op = b.T if trans_b else b
+            out = np.empty((m, n), dtype=np.float32)
+            inner = min(max(1, round(5e8 / (2 * m * k * n))), 1000)
+
+            def run():
+                for _ in range(inner):
+                    np.matmul(a_op, b_op, out=out)
+
+            (ts,) = time_interleaved([run], GEMM_REPS, 1)
+            self._cache[key] = min(ts) / inner  # a floor: the fastest of the calls
+        return self._cache[key]
+
+    def floor(self, products) -> float:
+        """Seconds of all the products of a step, each at its measured time."""
+        return sum(count * self.product(m, k, n, ta, tb)
+                   for _, m, k, n, count, ta, tb in products)
+
+
+# --------------------------------------------------------------------------- memory
+def proc_status_kib(field: str) -> int | None:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in KiB, or None."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process; False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int:
+    """Peak memory of a training run of one library, in this (fresh) process.
+
+    After the imports, resets the peak-RSS counter and records the current RSS; then
+    builds the model, the optimizer and the data, runs 1 + MEMORY_STEPS training steps and
+    prints one JSON line with the peak. So the difference is everything the run needs
+    (parameters, optimizer state, data, activations and gradients, reused buffers),
+    whenever it is allocated. The rnnkit run never imports torch; the PyTorch run also
+    builds the rnnkit model it copies its weights from (4 bytes per parameter)."""
+    cfg = parse_train_name(name)
+    set_numpy_threads(threads)
+    import rnnkit.models  # noqa: F401  (loaded before the baseline, like torch)
+
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    gc.collect()
+    method = "clear_refs" if reset_peak_rss() else "ru_maxrss"
+    before = proc_status_kib("VmRSS")
+    model, batch = make_model(cfg, seed)
+    if lib == "rnnkit":
+        step = rnnkit_train_step(model, batch)
+    else:
+        step, pairs = torch_train_step(model, batch, torch, adam)
+        del model, pairs
+    for _ in range(1 + MEMORY_STEPS):
+        step()
+    if method == "clear_refs":
+        peak = proc_status_kib("VmHWM")
+    else:  # the peak since the process started (Linux: KiB)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"lib": lib, "config": name, "method": method, "rss_before_kib": before,
+                      "peak_kib": peak, "torch_loaded": "torch" in sys.modules}))
+    return 0
+
+
+def measure_memory(cfg: TrainConfig, threads: int, seed: int, adam: str) -> dict:
+    """Run memory_child for rnnkit and for PyTorch, one fresh subprocess each, in turn."""
+    out = {}
+    for lib in ("rnnkit", "torch"):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--_memory-child", lib, cfg.name,
+               "--threads", str(threads), "--seed", str(seed), "--torch-adam", adam]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"memory measurement of {cfg.name} ({lib}) failed "
+                               f"(exit status {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        res = json.loads(lines[-1])
+        if lib == "rnnkit" and res["torch_loaded"]:
+            raise RuntimeError(f"memory measurement of {cfg.name}: the rnnkit process "
+                               "imported torch")
+        if None in (res["rss_before_kib"], res["peak_kib"]):
+            raise RuntimeError(f"memory measurement of {cfg.name} ({lib}): /proc/self/status "
+                               "unreadable")
+        out[lib] = res
+    return out
 
 
 # --------------------------------------------------------------------------- generation
@@ -351,12 +646,18 @@ def build_gen(cfg: GenConfig, torch, seed: int):
     """Return (rnnkit_gen, torch_lstm_gen, torch_cell_gen), each generating cfg.chars
     characters from a zero state, after checking that they give the same probabilities."""
     from rnnkit.interop import to_torch
+    from rnnkit.models import LanguageModel
 
     rng = np.random.default_rng(seed)
     H, L = cfg.hidden, cfg.layers
-    layer = make_layer("lstm", L, H, rng).eval()
-    W_y, b_y = make_output(H, rng)
-    eye = np.eye(V, dtype=np.float32)
+    model = LanguageModel(V, cell="lstm", hidden_size=H, num_layers=L, dtype=np.float32,
+                          rng=rng).eval()
+    for name, p in model.params.items():
+        if name.endswith(".b"):
+            p[...] = rng.uniform(-0.1, 0.1, p.shape).astype(np.float32)
+    layer = model.rnn
+    W_y, b_y = model.head.params["W"], model.head.params["b"]
+    step = model.stepper()  # rnnkit's generation step: weights prepared once
 
     # PyTorch (a): nn.LSTM with carried state; (b): stacked nn.LSTMCell
     lstm_t = to_torch(layer).eval()
@@ -373,8 +674,8 @@ def build_gen(cfg: GenConfig, torch, seed: int):
     eye_t = torch.eye(V, dtype=torch.float32)
 
     def rnnkit_probs(prev: int, state):
-        h, state = layer.step(eye[prev : prev + 1], state)  # h (1, H)
-        return softmax_numpy((h @ W_y)[0] + b_y), state
+        logits, state = step(np.array([prev]), state)  # (1, V)
+        return softmax_numpy(logits[0]), state
 
     def lstm_probs(prev: int, state):
         out, state = lstm_t(eye_t[prev].view(1, 1, V), state)
@@ -477,21 +778,31 @@ def spread(ts: list[float]) -> float:
 # --------------------------------------------------------------------------- main
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Time rnnkit against PyTorch (CPU) side by side: training steps "
-        "(forward + backward with a softmax cross-entropy over 65 symbols) and "
-        "character-by-character generation. Prints rnnkit/PyTorch time ratios "
-        "(< 1: rnnkit is faster).",
+        description="Time rnnkit against PyTorch (CPU) side by side: full training steps of "
+        "a character model (forward, softmax cross-entropy over 65 symbols, backward, Adam) "
+        "with their share of this machine's matrix-product throughput, the peak memory of "
+        "training, and character-by-character generation. Prints rnnkit/PyTorch ratios "
+        "(< 1: rnnkit is faster or smaller).",
         epilog="Run with OpenBLAS tuning variables unset for this command only: "
         "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py",
     )
     ap.add_argument("--quick", action="store_true",
-                    help="fast smoke run (seconds): small configurations, 5 repetitions")
+                    help="fast smoke run (seconds): small configurations, 5 repetitions, "
+                    f"memory of {MEMORY_QUICK.name}")
     ap.add_argument("--only", nargs="+", metavar="PATTERN",
-                    help="run only the configurations whose name matches a glob pattern "
+                    help="time only the configurations whose name matches a glob pattern "
                     "(e.g. 'train/lstm*' 'gen/*') or contains a plain string (e.g. 256); "
-                    "see --list")
+                    "no memory measurement unless --memory is given; see --list")
+    ap.add_argument("--memory", nargs="*", metavar="PATTERN",
+                    help="measure the peak memory of training (each library in a fresh "
+                    "subprocess) for the training configurations matching PATTERN (as for "
+                    "--only; an exact train/<kind>/<B>x<T>x<H> name outside the table also "
+                    f"works), by default {MEMORY_DEFAULT.name} ({MEMORY_QUICK.name} with "
+                    "--quick); without --only, only memory is measured. The default full "
+                    f"run includes {MEMORY_DEFAULT.name}")
     ap.add_argument("--list", action="store_true",
-                    help="print the configuration names (respecting --quick/--only) and exit")
+                    help="print the configuration names (respecting --quick/--only/--memory) "
+                    "and exit")
     ap.add_argument("--reps", type=int, default=None,
                     help="timed repetitions per library and configuration "
                     "(default 15, or 5 with --quick)")
@@ -503,8 +814,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(default 200, or 30 with --quick)")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for both numpy's BLAS and PyTorch (default 2)")
+    ap.add_argument("--torch-adam", choices=("auto", *TORCH_ADAM), default="auto",
+                    help="torch.optim.Adam variant of the PyTorch step: 'default' (foreach "
+                    "and fused unset: the per-parameter loop on CPU), 'foreach' "
+                    "(foreach=True), 'fused' (fused=True), or 'auto' (default): the fastest "
+                    f"of the three, timed at startup on the parameters of "
+                    f"{ADAM_CHOICE_CONFIG.name}")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights, data and sampling (default 0)")
+    ap.add_argument("--_memory-child", nargs=2, metavar=("LIB", "CONFIG"), dest="memory_child",
+                    help="internal, used by --memory: measure the peak memory of LIB (rnnkit "
+                    "or torch) training CONFIG in this process and print one JSON line")
     args = ap.parse_args(argv)
     if args.reps is None:
         args.reps = 5 if args.quick else 15
@@ -517,19 +837,61 @@ def parse_args(argv=None) -> argparse.Namespace:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         ap.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.memory_child:
+        lib, name = args.memory_child
+        if lib not in ("rnnkit", "torch"):
+            ap.error(f"--_memory-child: LIB must be rnnkit or torch, got {lib!r}")
+        try:
+            parse_train_name(name)
+        except ValueError as e:
+            ap.error(f"--_memory-child: {e}")
+        if lib == "torch" and args.torch_adam == "auto":
+            ap.error("--_memory-child torch needs an explicit --torch-adam variant")
     return args
+
+
+def memory_configs(args, pool: list) -> list:
+    """The training configurations whose peak memory is measured."""
+    default = MEMORY_QUICK if args.quick else MEMORY_DEFAULT
+    if args.memory is None:  # not asked for: only in the default (full or quick) run
+        return [] if args.only else [default]
+    if not args.memory:
+        return [default]
+    cfgs = select(pool, args.memory)
+    for pat in args.memory:
+        if not any(ch in pat for ch in "*?[") and pat.startswith("train/"):
+            try:
+                cfg = parse_train_name(pat)
+            except ValueError:
+                continue
+            if cfg not in cfgs:
+                cfgs.append(cfg)
+    return cfgs
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfgs = select((quick_configs if args.quick else full_configs)(args.gen_chars), args.only)
-    if args.list:
-        print("\n".join(c.name for c in cfgs))
-        return 0
-    if not cfgs:
+    if args.memory_child:
+        return memory_child(*args.memory_child, args.threads, args.seed, args.torch_adam)
+    every = (quick_configs if args.quick else full_configs)(args.gen_chars)
+    mem_cfgs = memory_configs(args, [c for c in every if isinstance(c, TrainConfig)])
+    # with --memory alone, only memory is measured
+    cfgs = [] if args.memory is not None and not args.only else select(every, args.only)
+    if args.only and not cfgs:
         print(f"error: --only {' '.join(args.only)} matches no configuration (see --list)",
               file=sys.stderr)
         return 2
+    if args.memory and not mem_cfgs:
+        print(f"error: --memory {' '.join(args.memory)} matches no training configuration "
+              "(see --list)", file=sys.stderr)
+        return 2
+    if args.list:
+        for c in cfgs:
+            print(c.name)
+        for c in mem_cfgs:
+            print(f"memory: {c.name}")
+        return 0
+    train_cfgs = [c for c in cfgs if isinstance(c, TrainConfig)]
 
     # numpy's BLAS is set up and described before torch is imported, so that threadpoolctl
     # reports (and limits) numpy's library and not PyTorch's
@@ -541,12 +903,12 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    print("rnnkit vs PyTorch (CPU), float32; ratio = rnnkit time / torch time (< 1: rnnkit "
-          "faster)")
+    print("rnnkit vs PyTorch (CPU), float32; ratio = rnnkit / torch (< 1: rnnkit faster or "
+          "smaller)")
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores; {platform.system()} "
           f"{platform.release()}; Python {platform.python_version()}")
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, "
-          f"rnnkit {rnnkit.__version__}")
+          f"rnnkit {rnnkit.__version__} ({Path(rnnkit.__file__).parent})")
     print(f"numpy BLAS (threadpoolctl): {describe_blas(blas)}")
     print(f"torch parallel_info: {torch_threads_line(torch)}")
     print("thread-pool spinning: " + ", ".join(f"{k}={os.environ.get(k)}" for k in SPIN_LIMITS)
@@ -565,29 +927,50 @@ def main(argv=None) -> int:
                "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py")
         print(msg)
         print(msg, file=sys.stderr)
-    print(f"method: {args.reps} interleaved repetitions (rnnkit, torch, rnnkit, torch, ...) "
-          f"after {args.warmup} warm-up call(s); "
-          f"medians; spread = interquartile range / median; min ratio = ratio of the "
-          f"fastest calls; {args.threads} threads each; others = share of the CPUs used "
-          f"by other processes while a configuration ran")
+    adam = args.torch_adam
+    if train_cfgs or mem_cfgs:
+        if adam == "auto":
+            adam, adam_times, n_params = choose_torch_adam(torch, args.seed)
+            timed = ", ".join(f"{v} {t * 1e3:.3f} ms" if isinstance(t, float) else f"{v} {t}"
+                              for v, t in adam_times.items())
+            print(f"torch.optim.Adam: {adam} ({adam_kwargs(adam)}), "
+                  f"the fastest optimizer step on the {n_params:,} parameters of "
+                  f"{ADAM_CHOICE_CONFIG.name} (medians of 20 interleaved steps: {timed})")
+        else:
+            print(f"torch.optim.Adam: {adam} ({adam_kwargs(adam)}), set by --torch-adam")
+    if cfgs:
+        print(f"method: {args.reps} interleaved repetitions (rnnkit, torch, rnnkit, torch, "
+              f"...) after {args.warmup} warm-up call(s); medians; spread = interquartile "
+              f"range / median; min ratio = ratio of the fastest calls; {args.threads} threads "
+              f"each; others = share of the CPUs used by other processes while a "
+              f"configuration ran")
     print(f"load average at start: {load_average()}")
     print(flush=True)
 
     whole_run = OtherLoad()
-    train_rows, gen_rows = [], []
+    train_rows, gen_rows, mem_rows = [], [], []
+    gemm = GemmTimer(args.seed)
     try:
         for cfg in cfgs:
             print(f"  {cfg.name} ...", end="", flush=True)
             t0 = time.perf_counter()
             other = OtherLoad()
             if isinstance(cfg, TrainConfig):
-                fns = build_train(cfg, torch, args.seed)
+                fns = build_train(cfg, torch, args.seed, adam)
                 tr, tt = time_interleaved(list(fns), args.reps, args.warmup)
-                train_rows.append((cfg, tr, tt, other.share()))
+                del fns
+                products = gemm_products(cfg)
+                floor = gemm.floor(products)  # after the steps: the noise check covers both
+                train_rows.append((cfg, tr, tt, other.share(), step_flops(products), floor))
             else:
                 fns = build_gen(cfg, torch, args.seed)
                 tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
                 gen_rows.append((cfg, tr, ta, tb, other.share()))
+            print(f" {time.perf_counter() - t0:.1f} s", flush=True)
+        for cfg in mem_cfgs:
+            print(f"  memory {cfg.name} ...", end="", flush=True)
+            t0 = time.perf_counter()
+            mem_rows.append((cfg, measure_memory(cfg, args.threads, args.seed, adam)))
             print(f" {time.perf_counter() - t0:.1f} s", flush=True)
     except MismatchError as e:
         print(f"\nerror: {e}\nThe timings would not compare equal work; aborting.",
@@ -596,17 +979,45 @@ def main(argv=None) -> int:
     print()
 
     if train_rows:
-        print("Training step: forward + backward, linear output + softmax cross-entropy "
-              f"(V={V}, sum over B*T), no optimizer update")
+        print("Training step: forward, linear output + softmax cross-entropy "
+              f"(V={V}, mean over B*T), backward, Adam (lr {LR:g}); torch.optim.Adam: {adam}")
+        print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
+              f"products alone ({args.threads} threads, this machine); %GEMM = floor / step "
+              "time (100% = the step takes only the time of its matrix products)")
         head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
-                f"{'ratio':>8}{'min ratio':>11}{'others':>8}")
+                f"{'ratio':>8}{'min ratio':>11}{'GFLOP':>8}{'floor ms':>10}"
+                f"{'rnnkit %GEMM':>14}{'torch %GEMM':>13}{'others':>8}")
         print(head)
         print("-" * len(head))
-        for cfg, tr, tt, oth in train_rows:
+        for cfg, tr, tt, oth, flops, floor in train_rows:
             mr, mt = median(tr), median(tt)
             print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
                   f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}"
-                  f"{pct(oth):>8}")
+                  f"{flops / 1e9:>8.3f}{floor * 1e3:>10.2f}{floor / mr:>13.0%} "
+                  f"{floor / mt:>12.0%} {pct(oth):>7}")
+        print()
+    if mem_rows:
+        print(f"Peak memory of a training run: build, then {1 + MEMORY_STEPS} steps; each "
+              "library in a fresh process (the rnnkit one without torch)")
+        methods = sorted({r["method"] for _, res in mem_rows for r in res.values()})
+        if methods != ["clear_refs"]:
+            print("NOTE: the peak-RSS counter could not be reset (/proc/self/clear_refs): "
+                  "peaks are ru_maxrss, the peak since the process started, model building "
+                  "included")
+        print("run peak = highest RSS of the run minus the RSS after the imports (model, "
+              "optimizer, data, 1 + 3 steps); VmHWM = highest RSS of the process, libraries "
+              "included")
+        head = (f"{'config':<26}{'rnnkit run MiB':>17}{'torch run MiB':>16}{'ratio':>8}"
+                f"{'rnnkit VmHWM MiB':>18}{'torch VmHWM MiB':>17}{'ratio':>8}")
+        print(head)
+        print("-" * len(head))
+        for cfg, res in mem_rows:
+            r, t = res["rnnkit"], res["torch"]
+            sr = (r["peak_kib"] - r["rss_before_kib"]) / 1024
+            st = (t["peak_kib"] - t["rss_before_kib"]) / 1024
+            ratio = f"{sr / st:.2f}" if st > 0 else "n/a"
+            print(f"{cfg.name:<26}{sr:>17.1f}{st:>16.1f}{ratio:>8}{r['peak_kib'] / 1024:>18.1f}"
+                  f"{t['peak_kib'] / 1024:>17.1f}{r['peak_kib'] / t['peak_kib']:>8.2f}")
         print()
     if gen_rows:
         print("Generation, batch 1, time per character (one-hot in, step, output layer, "

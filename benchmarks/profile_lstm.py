@@ -35,33 +35,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (also the benchmark's model, loss and machine description)
 import numpy as np  # noqa: E402
 
-ROLES = {
-    "_project": "input projection x @ W_x (all steps)",
-    "direction_forward": "recurrent h @ W_h (per step, forward)",
-    "direction_backward": "recurrent dg @ W_h.T (per step, backward)",
-}
-FORWARD_ROLES = (ROLES["_project"], ROLES["direction_forward"])
+PROJ = "input projection W_x^T @ x^T (all steps)"
+FWD = "recurrent W_h^T @ h^T (per step, forward)"
+BWD = "recurrent W_h @ dg^T (per step, backward)"
+DWH = "weight gradient dW_h = h.T @ dg"
+DWX = "weight gradient dW_x = x.T @ dg"
+DX = "input gradient dx = dg @ W_x.T"
+FORWARD_ROLES = (PROJ, FWD)
 
 
 class _TimedNumpy:
-    """Stands in for ``numpy`` inside rnnkit.cells: ``matmul`` is timed, the rest forwarded."""
+    """Stands in for ``numpy`` inside rnnkit.cells: ``matmul`` is timed, the rest forwarded.
 
-    def __init__(self, totals: dict, counts: dict, D: int, H: int):
-        self._totals, self._counts, self._D, self._H = totals, counts, D, H
+    The engine's products, told apart by the function and the shapes (feature-major:
+    states (H, B), gates (G*H, B); the step's N = T*B rows for the weight gradients)."""
+
+    def __init__(self, totals: dict, counts: dict, D: int, H: int, N: int):
+        self._totals, self._counts = totals, counts
+        self._D, self._H, self._N = D, H, N
 
     def __getattr__(self, name):
         return getattr(np, name)
 
     def matmul(self, a, b, *args, **kwargs):
         caller = sys._getframe(1).f_code.co_name
-        if caller in ROLES:
-            role = ROLES[caller]
-        elif a.shape[0] == self._D:  # in _weight_grads: x.T (D, T*B)
-            role = "weight gradient dW_x = x.T @ dg"
-        elif a.shape[0] == self._H:  # h.T (H, T*B)
-            role = "weight gradient dW_h = h.T @ dg"
-        else:  # dg (T*B, G*H)
-            role = "input gradient dx = dg @ W_x.T"
+        if caller == "direction_forward":
+            role = FWD if (a.ndim == 2 and b.ndim == 2 and a.shape[1] == self._H
+                           and a.shape[0] != self._N) else PROJ
+        elif a.shape[:2] == (self._H, self._N):
+            role = DWH
+        elif a.shape[:2] == (self._D, self._N):
+            role = DWX
+        elif a.shape[0] == self._N:
+            role = DX
+        else:  # W_h (H, G*H) @ dg (G*H, B)
+            role = BWD
         t0 = time.perf_counter()
         out = np.matmul(a, b, *args, **kwargs)
         self._totals[role] += time.perf_counter() - t0
@@ -94,7 +102,7 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
     totals: dict = defaultdict(float)
     counts: dict = defaultdict(int)
     saved = (cells.np, recurrent.direction_forward, recurrent.direction_backward)
-    cells.np = _TimedNumpy(totals, counts, bench.V, H)
+    cells.np = _TimedNumpy(totals, counts, bench.V, H, T * B)
     recurrent.direction_forward = _timed(saved[1], totals, "kernel forward")
     recurrent.direction_backward = _timed(saved[2], totals, "kernel backward")
 
@@ -105,7 +113,7 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
         t1 = time.perf_counter()
         _, dhs, _, _ = bench.output_loss_numpy(out.reshape(B * T, H), W_y, b_y, targets)
         t2 = time.perf_counter()
-        layer.backward(dhs.reshape(B, T, H), cache)
+        layer.backward(dhs.reshape(B, T, H), cache, need_dx=False)  # x is data
         t3 = time.perf_counter()
         totals["layer forward"] += t1 - t0
         totals["output layer + loss"] += t2 - t1
@@ -138,11 +146,13 @@ def gemm_shapes(B: int, T: int, H: int, D: int, V: int):
     N, G = T * B, 4 * H
     return [
         ("x @ W_x", N, D, G, 1, False, False),
-        ("h @ W_h (per step)", B, H, G, T, False, False),
-        ("dg @ W_h.T (per step)", B, G, H, T, False, False),
+        ("W_h^T @ h^T (per step)", G, H, B, T, False, False),
+        ("W_h @ dg^T (per step)", H, G, B, T, False, False),
+        ("h @ W_h (per step, batch-major)", B, H, G, 0, False, False),
+        ("dg @ W_h.T (per step, batch-major)", B, G, H, 0, False, False),
         ("dW_x = x.T @ dg", D, N, G, 1, True, False),
         ("dW_h = h.T @ dg", H, N, G, 1, True, False),
-        ("dx = dg @ W_x.T", N, G, D, 1, False, True),
+        ("dx = dg @ W_x.T", N, G, D, 0, False, True),
         ("logits = h @ W_y", N, H, V, 1, False, False),
         ("dW_y = h.T @ dz", H, N, V, 1, True, False),
         ("dh = dz @ W_y.T", N, V, H, 1, False, True),
@@ -248,7 +258,7 @@ def main(argv=None) -> int:
     print()
 
     print("float32 matrix products of the same shapes, alone (median per product):")
-    print(f"{'product':<24}{'m x k x n':>18}{'calls':>7}{'numpy us':>10}{'GFLOP/s':>9}"
+    print(f"{'product':<36}{'m x k x n':>18}{'calls':>7}{'numpy us':>10}{'GFLOP/s':>9}"
           f"{'torch us':>10}{'GFLOP/s':>9}")
     print("-" * 87)
     sum_np = sum_t = flops = 0.0
@@ -259,7 +269,7 @@ def main(argv=None) -> int:
             sum_np += calls * t_np
             sum_t += calls * t_t
             flops += calls * f
-        print(f"{label:<24}{f'{m}x{k}x{n}':>18}{calls:>7}{t_np * 1e6:>10.1f}"
+        print(f"{label:<36}{f'{m}x{k}x{n}':>18}{calls:>7}{t_np * 1e6:>10.1f}"
               f"{f / t_np / 1e9:>9.1f}{t_t * 1e6:>10.1f}{f / t_t / 1e9:>9.1f}")
     print(f"all products of one step ({flops / 1e9:.2f} GFLOP): numpy {sum_np * 1e3:.1f} ms "
           f"({flops / sum_np / 1e9:.1f} GFLOP/s), torch {sum_t * 1e3:.1f} ms "
