@@ -1,7 +1,9 @@
 """The math of one recurrent direction: RNN, LSTM and GRU, forward and backward through time.
 
 Everything else in rnnkit (the layers, the cells, the course API, the models) runs on the
-functions of this module: there is one implementation of each equation.
+functions of this module: one implementation of each equation for sequences, and
+:class:`Stepper`, the same equations one step at a time for generation (tested against
+the sequence forward).
 
 Letters: T time steps, B batch, D input features, H hidden units, G gates per unit.
 The arguments and results are **time-major**: ``x (T, B, D)``, hidden states
