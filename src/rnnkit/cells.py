@@ -218,16 +218,24 @@ def direction_forward(
     H, GH = W_h.shape
     dt = W_h.dtype
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
-    WxT = _inside_rows(W_x, rot, S)  # (GH, D)
+    D = x.shape[2]
+    # (GH, D) or, with a bias, (GH, D+1): the bias is a last column, multiplied by a row
+    # of ones appended to the inputs (cheaper than adding it to the projections)
+    WxT = _inside_rows(W_x if b is None else np.concatenate([W_x, b[None, :]]), rot, S)
     WhT = _inside_rows(W_h, rot, S)  # (GH, H)
     # input projections of all steps, (T, GH, B); they become the activated gates in place
     gT = _empty((T, GH, B), dt)
-    if B >= 8:  # T products (GH, D) @ (D, B), straight into their places
-        np.matmul(WxT, x.transpose(0, 2, 1), out=gT)
+    if B >= 8:  # T products (GH, D[+1]) @ (D[+1], B), straight into their places
+        xT = x.transpose(0, 2, 1)
+        if b is not None:
+            xT = np.concatenate([xT, np.ones((T, 1, B), dtype=dt)], axis=1,
+                                out=_empty((T, D + 1, B), dt))
+        np.matmul(WxT, xT, out=gT)
     else:  # one product (T*B, D) @ (D, GH), then (T, B, GH) -> (T, GH, B)
-        np.copyto(gT, np.matmul(x.reshape(T * B, -1), WxT.T).reshape(T, B, GH).transpose(0, 2, 1))
-    if b is not None:
-        gT += _inside_rows(b[None, :], rot, S)  # (GH, 1)
+        P = np.matmul(x.reshape(T * B, D), WxT[:, :D].T).reshape(T, B, GH)
+        if b is not None:
+            P += WxT[:, D]
+        np.copyto(gT, P.transpose(0, 2, 1))
     hT = _empty((T + 1, H, B), dt)
     hT[0] = h0.T
     m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
