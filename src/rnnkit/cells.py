@@ -445,69 +445,72 @@ def direction_backward(
     else:  # gru
         hn = cache.aux["hn"]
         reset_after = cache.reset_after
-        dnr = _empty((H, T, B), dt)  # recurrent side of the n block: dn * r
-        d = np.empty((GH, B), dtype=dt)
-        dgh = np.empty((GH, B), dtype=dt)
+        dnr = _empty((H, T, B), dt) if reset_after else None  # recurrent n block: dn * r
+        Gbuf = np.empty((min(chunk, T), GH, B), dtype=dt)  # reset after: [dr; dz; dn * r]
+        one_minus_z = np.empty((min(chunk, T), H, B), dtype=dt)
         drec = np.empty((H, B), dtype=dt)
-        hm = np.empty((H, B), dtype=dt) if rmT is not None else None
         if not reset_after:
             W_hrz, W_hn = np.ascontiguousarray(Wh[:, :S]), np.ascontiguousarray(Wh[:, S:])
             drh = np.empty((H, B), dtype=dt)
-        for t in range(T - 1, -1, -1):
-            if m is not None:
-                keep = np.where(m[t], 0, dh)
-            if dhsT is not None:
-                dh += dhsT[t]
-            if m is not None:
-                dh *= m[t]
-            g = gT[t]
-            r, z, n = g[:H], g[H:S], g[S:]
-            h_prev = hT[t]
-            dr, dz, dn = d[:H], d[H:S], d[S:]
-            # dz = dh * (h_prev - n) * z * (1 - z)
-            np.subtract(h_prev, n, out=dz)
-            dz *= dh
-            np.subtract(1, z, out=tmp)
-            tmp *= z
-            dz *= tmp
-            # dn = dh * (1 - z) * (1 - n^2)
-            np.subtract(1, z, out=dn)
-            dn *= dh
-            np.multiply(n, n, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            dn *= tmp
+        for t1 in range(T, 0, -chunk):
+            t0 = max(0, t1 - chunk)
+            g, K, w = gT[t0:t1], Kbuf[: t1 - t0], one_minus_z[: t1 - t0]
+            r, z, n = g[:, :H], g[:, H:S], g[:, S:]
+            # K = [dr, dz, dn] / their incoming factor:
+            # dz = dh * (h_prev - n) * z (1 - z); dn = dh * (1 - z) (1 - n^2);
+            # dr = dn * q * r (1 - r), q = W_hn^T h + b_hn (reset after) or
+            # q = h_in (before, where dn is first multiplied by W_hn)
+            np.subtract(1, z, out=w)
+            np.subtract(hT[t0:t1], n, out=K[:, H:S])
+            K[:, H:S] *= z
+            K[:, H:S] *= w
+            np.multiply(n, n, out=K[:, S:])
+            np.subtract(1, K[:, S:], out=K[:, S:])
+            K[:, S:] *= w
+            np.subtract(1, r, out=K[:, :H])
+            K[:, :H] *= r
             if reset_after:
-                # dr = dn * (W_hn^T h + b_hn) * r * (1 - r); recurrent n block: dn * r
-                np.multiply(dn, hn[t], out=dr)
-                np.subtract(1, r, out=tmp)
-                tmp *= r
-                dr *= tmp
-                dgh[:S] = d[:S]
-                np.multiply(dn, r, out=dgh[S:])
-                dnr[:, t] = dgh[S:]
-                dh *= z
-                np.matmul(Wh, dgh, out=drec)
-                if rmT is not None:
-                    drec *= rmT
-                dh += drec
+                K[:, :H] *= hn[t0:t1]
             else:
-                # d(r * h_in) = W_hn dn; dr = that * h_in * r * (1 - r)
-                np.matmul(W_hn, dn, out=drh)
-                h_in = h_prev if rmT is None else np.multiply(h_prev, rmT, out=hm)
-                np.multiply(drh, h_in, out=dr)
-                np.subtract(1, r, out=tmp)
-                tmp *= r
-                dr *= tmp
-                dh *= z
-                drh *= r
-                np.matmul(W_hrz, d[:S], out=drec)
-                drh += drec
+                K[:, :H] *= hT[t0:t1]
                 if rmT is not None:
-                    drh *= rmT
-                dh += drh
-            if keep is not None:
-                dh += keep
-            steps[t] = d
+                    K[:, :H] *= rmT
+            for t in range(t1 - 1, t0 - 1, -1):
+                if m is not None:
+                    keep = np.where(m[t], 0, dh)
+                if dhsT is not None:
+                    dh += dhsT[t]
+                if m is not None:
+                    dh *= m[t]
+                d = K[t - t0]
+                d2 = d[H:].reshape(2, H, B)
+                d2 *= dh  # dz, dn
+                r_t = gT[t, :H]
+                if reset_after:
+                    d[:H] *= d[S:]  # dr
+                    gh = Gbuf[t - t0]
+                    np.copyto(gh[:S], d[:S])
+                    np.multiply(d[S:], r_t, out=gh[S:])
+                    np.matmul(Wh, gh, out=drec)
+                    dh *= gT[t, H:S]  # z
+                    if rmT is not None:
+                        drec *= rmT
+                    dh += drec
+                else:
+                    np.matmul(W_hn, d[S:], out=drh)  # d(r * h_in)
+                    d[:H] *= drh  # dr
+                    dh *= gT[t, H:S]  # z
+                    drh *= r_t
+                    np.matmul(W_hrz, d[:S], out=drec)
+                    drh += drec
+                    if rmT is not None:
+                        drh *= rmT
+                    dh += drh
+                if keep is not None:
+                    dh += keep
+            steps[t0:t1] = K
+            if reset_after:
+                dnr[:, t0:t1] = Gbuf[: t1 - t0, S:].transpose(1, 0, 2)
     # weight gradients of all steps, one product each
     TB = T * B
     if small:
