@@ -137,17 +137,18 @@ class Dense(Layer):
         y = x2 @ self.params["W"]
         if "b" in self.params:
             y += self.params["b"]
-        return y.reshape(x.shape[:-1] + (self.out_features,)), x
+        # the cache keeps x as rows (N, D): a copy if x was not contiguous, made once
+        return y.reshape(x.shape[:-1] + (self.out_features,)), (x.shape, x2)
 
     def backward(self, dy, cache):
         """dy (..., U) -> dx (..., D), {"W": (D, U), "b": (U,)}."""
-        x = cache
-        dy = check_array(dy, "dy", x.shape[:-1] + (self.out_features,), self.dtype)
+        shape, x2 = cache
+        dy = check_array(dy, "dy", shape[:-1] + (self.out_features,), self.dtype)
         dy2 = dy.reshape(-1, self.out_features)
-        grads = {"W": x.reshape(-1, self.in_features).T @ dy2}
+        grads = {"W": x2.T @ dy2}
         if "b" in self.params:
             grads["b"] = dy2.sum(axis=0)
-        dx = (dy2 @ self.params["W"].T).reshape(x.shape)
+        dx = (dy2 @ self.params["W"].T).reshape(shape)
         return dx, grads
 
     __call__ = forward
