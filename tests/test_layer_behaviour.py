@@ -371,3 +371,62 @@ def test_backward_without_dx_gives_the_same_grads(kind, bidirectional):
         np.testing.assert_array_equal(g2[k], g[k])
     for a, b in zip(np.atleast_1d(ds), np.atleast_1d(ds2), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------- one-hot ids, layout
+@kinds
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bidi"])
+def test_one_hot_ids_equal_one_hot_vectors(cls, kw, bidirectional):
+    """x given as (B, T) integer ids is x = eye(D)[ids], in the outputs, the states and
+    every gradient; the ids get no dx."""
+    layer = make_layer(cls, kw, D, H, num_layers=2, bidirectional=bidirectional)
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, D, (B, T))
+    lengths = np.array([4, 1, 3])
+    out_i, s_i, c_i = layer.forward(ids, lengths=lengths)
+    out_x, s_x, c_x = layer.forward(np.eye(D)[ids], lengths=lengths)
+    np.testing.assert_array_equal(out_i, out_x)
+    for a, b in zip(arrays(s_i), arrays(s_x), strict=True):
+        np.testing.assert_array_equal(a, b)
+    R, Rs = probes(out_i, s_i, rng)
+    dx_i, ds_i, g_i = layer.backward(R, c_i, Rs)
+    _, ds_x, g_x = layer.backward(R, c_x, Rs, need_dx=False)
+    assert dx_i is None
+    for k in g_x:
+        np.testing.assert_array_equal(g_i[k], g_x[k], err_msg=k)
+    for a, b in zip(arrays(ds_i), arrays(ds_x), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@kinds
+def test_time_major_is_the_transposed_layout(cls, kw):
+    layer = make_layer(cls, kw, D, H, num_layers=2, bidirectional=True)
+    x = data(5)
+    lengths = np.array([2, 4, 3])
+    out, s, cache = layer.forward(x, lengths=lengths)
+    out_t, s_t, cache_t = layer.forward(np.ascontiguousarray(x.transpose(1, 0, 2)),
+                                        lengths=lengths, time_major=True)
+    assert out_t.shape == (T, B, layer.output_size)
+    np.testing.assert_array_equal(out_t, out.transpose(1, 0, 2))
+    for a, b in zip(arrays(s), arrays(s_t), strict=True):
+        np.testing.assert_array_equal(a, b)
+    R, Rs = probes(out, s, np.random.default_rng(6))
+    dx, ds, g = layer.backward(R, cache, Rs)
+    dx_t, ds_t, g_t = layer.backward(np.ascontiguousarray(R.transpose(1, 0, 2)), cache_t, Rs)
+    assert dx_t.shape == (T, B, D)
+    np.testing.assert_array_equal(dx_t, dx.transpose(1, 0, 2))
+    for k in g:
+        np.testing.assert_array_equal(g[k], g_t[k], err_msg=k)
+    with pytest.raises(ValueError, match=r"dout must have shape \(4, 3, 4\)"):
+        layer.backward(R, cache_t, Rs)
+
+
+def test_one_hot_ids_out_of_range_and_wrong_shapes():
+    layer = rnnkit.LSTM(D, H, rng=0)
+    with pytest.raises(ValueError, match=r"x holds id 3, outside the vocabulary \[0, 3\)"):
+        layer.forward(np.array([[0, 3]]))
+    with pytest.raises(ValueError, match=r"x must have 3 dimensions \(B, T, 3\), got shape "
+                                         r"\(2, 2\)"):
+        layer.forward(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"x must have 3 dimensions \(T, B, 3\)"):
+        layer.forward(np.zeros((2, 2)), time_major=True)

@@ -103,3 +103,16 @@ def as_rng(seed_or_rng, name: str = "rng") -> np.random.Generator:
         f"seeds), got "
         f"{type(seed_or_rng).__name__}"
     )
+
+
+def check_ids(ids, name: str, vocab_size: int, ndim: int | None = None) -> np.ndarray:
+    """Check an integer index array with values in [0, vocab_size); return it as intp."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of token ids, got dtype {ids.dtype}")
+    if ndim is not None and ids.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {shape_str(ids.shape)}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = ids[(ids < 0) | (ids >= vocab_size)][0]
+        raise ValueError(f"{name} holds id {bad}, outside the vocabulary [0, {vocab_size})")
+    return ids.astype(np.intp, copy=False)

@@ -63,6 +63,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _workspace
+from . import compiled as _compiled
 from ._workspace import empty as _empty
 
 KINDS = ("rnn", "lstm", "gru")
@@ -141,7 +142,8 @@ class DirCache:
 
     Inside (feature-major) arrays: ``hT (T+1, H, B)`` states, ``gT (T, G*H, B)`` activated
     gates in inside order, ``cT (T+1, H, B)`` LSTM cells, ``aux`` (LSTM ``tanh_c``, GRU
-    ``hn``, each ``(T, H, B)``). ``x (T, B, D)`` the input, ``mask (T, B, 1)`` bool or None,
+    ``hn``, each ``(T, H, B)``). ``x (T, B, D)`` the input (None for one-hot inputs, whose
+    ``ids (T, B)`` are kept instead), ``mask (T, B, 1)`` bool or None,
     ``rec_mask (B, H)`` or None, ``params`` the arrays used, by name.
 
     Time-major views for readers, made on first use: ``hs (T+1, B, H)``, ``cs
@@ -149,8 +151,8 @@ class DirCache:
     """
 
     def __init__(self, kind, x, params, hT, gT, cT=None, aux=None, mask=None,
-                 rec_mask=None, nonlinearity="tanh", reset_after=True):
-        self.kind, self.x, self.params = kind, x, params
+                 rec_mask=None, nonlinearity="tanh", reset_after=True, ids=None):
+        self.kind, self.x, self.params, self.ids = kind, x, params, ids
         self.hT, self.gT, self.cT = hT, gT, cT
         self.aux = {} if aux is None else aux
         self.mask, self.rec_mask = mask, rec_mask
@@ -196,46 +198,60 @@ class DirCache:
 def direction_forward(
     kind: str,
     params: dict,
-    x: np.ndarray,
+    x: np.ndarray | None,
     h0: np.ndarray,
     c0: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     nonlinearity: str = "tanh",
     reset_after: bool = True,
     rec_mask: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
 ) -> DirCache:
     """Run one direction over all T steps.
 
     params: ``W_x (D, G*H)``, ``W_h (H, G*H)``, optional ``b (G*H,)`` and (GRU reset
-    after) ``b_hn (H,)``. x (T, B, D); h0, c0 (B, H); mask (T, B, 1) bool or None;
-    rec_mask (B, H) recurrent-dropout multipliers or None.
+    after) ``b_hn (H,)``. x (T, B, D), or None and ``ids (T, B)`` ints in [0, D) for
+    one-hot inputs ``x = eye(D)[ids]`` (the input product becomes a row look-up, with the
+    same result); h0, c0 (B, H); mask (T, B, 1) bool or None; rec_mask (B, H)
+    recurrent-dropout multipliers or None.
     Returns the cache, whose ``hs (T+1, B, H)`` (and LSTM ``cs``) hold every state.
     """
     if kind not in KINDS:  # pragma: no cover - guarded by the layers
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     W_x, W_h, b = params["W_x"], params["W_h"], params.get("b")
-    T, B, _ = x.shape
+    T, B = ids.shape if x is None else x.shape[:2]
     H, GH = W_h.shape
+    D = W_x.shape[0]
     dt = W_h.dtype
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
-    D = x.shape[2]
-    # (GH, D) or, with a bias, (GH, D+1): the bias is a last column, multiplied by a row
-    # of ones appended to the inputs (cheaper than adding it to the projections)
-    WxT = _inside_rows(W_x if b is None else np.concatenate([W_x, b[None, :]]), rot, S)
     WhT = _inside_rows(W_h, rot, S)  # (GH, H)
+    fast = _compiled.kernels()
+    if fast is not None and kind == "gru":
+        fast = None  # no compiled GRU kernels yet
     # input projections of all steps, (T, GH, B); they become the activated gates in place
     gT = _empty((T, GH, B), dt)
-    if B >= 8:  # T products (GH, D[+1]) @ (D[+1], B), straight into their places
-        xT = x.transpose(0, 2, 1)
-        if b is not None:
-            xT = np.concatenate([xT, np.ones((T, 1, B), dtype=dt)], axis=1,
-                                out=_empty((T, D + 1, B), dt))
-        np.matmul(WxT, xT, out=gT)
-    else:  # one product (T*B, D) @ (D, GH), then (T, B, GH) -> (T, GH, B)
-        P = np.matmul(x.reshape(T * B, D), WxT[:, :D].T).reshape(T, B, GH)
-        if b is not None:
-            P += WxT[:, D]
-        np.copyto(gT, P.transpose(0, 2, 1))
+    Wb = None
+    if x is None:
+        # one-hot inputs: the projection is column ids[t, b] of (W_x + b)^T, exactly what
+        # the product with the one-hot vectors (and the bias column) gives
+        Wb = _inside_rows(W_x if b is None else W_x + b, rot, S)  # (GH, D)
+        if fast is None:  # the kernels read the columns themselves
+            np.copyto(gT, np.take(Wb, ids, axis=1).transpose(1, 0, 2))
+    else:
+        # (GH, D) or, with a bias, (GH, D+1): the bias is a last column, multiplied by a row
+        # of ones appended to the inputs (cheaper than adding it to the projections)
+        WxT = _inside_rows(W_x if b is None else np.concatenate([W_x, b[None, :]]), rot, S)
+        if B >= 8:  # T products (GH, D[+1]) @ (D[+1], B), straight into their places
+            xT = x.transpose(0, 2, 1)
+            if b is not None:
+                xT = np.concatenate([xT, np.ones((T, 1, B), dtype=dt)], axis=1,
+                                    out=_empty((T, D + 1, B), dt))
+            np.matmul(WxT, xT, out=gT)
+        else:  # one product (T*B, D) @ (D, GH), then (T, B, GH) -> (T, GH, B)
+            P = np.matmul(x.reshape(T * B, D), WxT[:, :D].T).reshape(T, B, GH)
+            if b is not None:
+                P += WxT[:, D]
+            np.copyto(gT, P.transpose(0, 2, 1))
     hT = _empty((T + 1, H, B), dt)
     hT[0] = h0.T
     m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
@@ -248,8 +264,33 @@ def direction_forward(
         return h if rmT is None else np.multiply(h, rmT, out=hm)
 
     cache = DirCache(kind, x, params, hT, gT, mask=mask, rec_mask=rec_mask,
-                     nonlinearity=nonlinearity, reset_after=reset_after)
-    if kind == "rnn":
+                     nonlinearity=nonlinearity, reset_after=reset_after, ids=ids)
+    if fast is not None:
+        # the same operations, fused per step (rnnkit.compiled); bit-identical results.
+        # The kernels also write the time-major states hs.
+        loop = fast.tanh_loop(dt)
+        m2 = None if mask is None else mask[:, :, 0]  # (T, B)
+        hs = _empty((T + 1, B, H), dt)
+        hs[0] = h0
+        if rmT is not None:
+            np.multiply(hT[0], rmT, out=hm)
+        if kind == "lstm":
+            cT = _empty((T + 1, H, B), dt)
+            cT[0] = c0.T
+            tanh_c = _empty((T, H, B), dt)
+            for t in range(T):
+                np.matmul(WhT, hT[t] if rmT is None else hm, out=rec)
+                fast.lstm_forward_step(loop, gT, rec, Wb, ids, cT, tanh_c, hT, hs, t, m2,
+                                       rmT, hm)
+            cache.cT = cT
+            cache.aux["tanh_c"] = tanh_c
+        else:
+            relu = nonlinearity == "relu"
+            for t in range(T):
+                np.matmul(WhT, hT[t] if rmT is None else hm, out=rec)
+                fast.rnn_forward_step(loop, gT, rec, Wb, ids, hT, hs, t, relu, m2, rmT, hm)
+        cache.__dict__["hs"] = hs
+    elif kind == "rnn":
         relu = nonlinearity == "relu"
         for t in range(T):
             g = gT[t]
@@ -346,15 +387,18 @@ def direction_backward(
     """
     kind, p, mask, rm = cache.kind, cache.params, cache.mask, cache.rec_mask
     x, hT, gT = cache.x, cache.hT, cache.gT
-    T, B, D = x.shape
+    T, GH, B = gT.shape
+    D = p["W_x"].shape[0]
     H = hT.shape[1]
-    GH = gT.shape[1]
     dt = hT.dtype
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
     dh = np.zeros((H, B), dtype=dt) if dh_last is None else np.array(dh_last.T, dtype=dt,
                                                                       order="C")
-    dhsT = None if dhs is None else _feature_major(dhs, dt)
+    fast = _compiled.kernels() if kind != "gru" else None
+    if dhs is not None:
+        dhs = np.asarray(dhs, dtype=dt)
+    dhsT = None if dhs is None or fast is not None else _feature_major(dhs, dt)
     m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
     rmT = None if rm is None else np.ascontiguousarray(rm.T)
     # gradients of the pre-activations of all steps, (GH, T, B) for the weight gradients;
@@ -371,7 +415,33 @@ def direction_backward(
     # multiplies them by the incoming gradient in place and stores the result in dG.
     chunk = max(1, _CHUNK_ELEMS // (GH * B))
     Kbuf = np.empty((min(chunk, T), GH, B), dtype=dt)
-    if kind == "rnn":
+    if fast is not None:
+        # the same operations, fused per step (rnnkit.compiled); bit-identical results.
+        # Each kernel call first finishes the step before it (after its product).
+        m2 = None if mask is None else mask[:, :, 0]  # (T, B)
+        keep = None if m is None else np.empty((H, B), dtype=dt)
+        d = Kbuf[0]
+        if kind == "lstm":
+            dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
+                dc_last.T, dtype=dt, order="C")
+            keep_c = None if m is None else np.empty((H, B), dtype=dt)
+            for t in range(T - 1, -1, -1):
+                fast.lstm_backward_step(t, gT, cache.cT, cache.aux["tanh_c"], dhs, m2, rmT,
+                                        dh, dc, keep, keep_c, d, dG, small, t < T - 1)
+                np.matmul(Wh, d, out=dh)
+        else:
+            relu = cache.nonlinearity == "relu"
+            for t in range(T - 1, -1, -1):
+                fast.rnn_backward_step(t, gT, dhs, relu, m2, rmT, dh, keep, d, dG, small,
+                                       t < T - 1)
+                np.matmul(Wh, d, out=dh)
+        if rmT is not None:
+            dh *= rmT
+        if keep is not None:
+            dh += keep
+            if keep_c is not None:
+                dc += keep_c
+    elif kind == "rnn":
         relu = cache.nonlinearity == "relu"
         for t1 in range(T, 0, -chunk):
             t0 = max(0, t1 - chunk)
@@ -532,9 +602,12 @@ def direction_backward(
             hn_rows = _time_major(cache.aux["hn"]).reshape(TB, H)
             np.matmul(hn_rows.T, dG2[S:].T, out=dW_h[:, S:])
     dx = None
-    if need_dx:
+    if need_dx and x is not None:  # one-hot inputs (ids) are data: no gradient
         dx = np.matmul(dG2.T, _inside_cols(p["W_x"], rot).T, out=_empty((TB, D), dt))
         dx = dx.reshape(T, B, D)
+    if x is None:  # the one-hot rows of the ids, (T*B, D)
+        x = np.zeros((TB, D), dtype=dt)
+        x[np.arange(TB), cache.ids.reshape(TB)] = 1
     grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T), rot)
     grads["W_h"] = _documented_cols(dW_h, rot)
     if p.get("b") is not None:

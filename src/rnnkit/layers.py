@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_dtype, as_rng, check_array, check_positive_int, check_probability, shape_str
+from ._checks import (
+    as_dtype,
+    as_rng,
+    check_array,
+    check_ids,
+    check_positive_int,
+    check_probability,
+    shape_str,
+)
 
 
 class Layer:
@@ -37,19 +45,6 @@ class Layer:
     def num_parameters(self) -> int:
         """Total number of parameter entries."""
         return int(sum(p.size for p in self.params.values()))
-
-
-def check_ids(ids, name: str, vocab_size: int, ndim: int | None = None) -> np.ndarray:
-    """Check an integer index array with values in [0, vocab_size); return it as intp."""
-    ids = np.asarray(ids)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer array of token ids, got dtype {ids.dtype}")
-    if ndim is not None and ids.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {shape_str(ids.shape)}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        bad = ids[(ids < 0) | (ids >= vocab_size)][0]
-        raise ValueError(f"{name} holds id {bad}, outside the vocabulary [0, {vocab_size})")
-    return ids.astype(np.intp, copy=False)
 
 
 class Embedding(Layer):

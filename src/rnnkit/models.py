@@ -191,10 +191,11 @@ class LanguageModel(Model):
 
     # ------------------------------------------------------------------ pieces
     def _inputs(self, ids):
-        ids = check_ids(ids, "ids", self.vocab_size)
+        """ids (T, B) -> the rnn's input (embeddings (T, B, E), or the ids themselves for
+        one-hot inputs) and the embedding's cache."""
         if self.embedding_dim:
             return self.modules["embed"].forward(ids)
-        return _one_hot(ids, self.vocab_size, self.dtype), ids
+        return ids, None
 
     def initial_state(self, batch_size: int, cond=None):
         """The state before the first token: zeros, or from the conditioning vector.
@@ -215,24 +216,24 @@ class LanguageModel(Model):
         state = (h0, np.zeros_like(h0)) if self.rnn.kind == "lstm" else h0
         return state, (dcache, h)
 
-    def forward(self, ids, state=None, mask=None, cond=None):
-        """ids (B, T) -> logits (B, T, V), final state, cache.
-
-        state: carried state (truncated BPTT) or None for ``initial_state(B, cond)``."""
+    def _forward_tm(self, ids, state, mask, cond):
+        """The forward pass, time-major inside (no transposes of the states): ids (B, T)
+        -> logits (T, B, V), final state, cache."""
         ids = np.asarray(ids)
         if ids.ndim != 2:
             raise ValueError(f"ids must have shape (B, T), got {shape_str(ids.shape)}")
+        ids = check_ids(ids, "ids", self.vocab_size)
         cond_cache = None
         if state is None:
             state, cond_cache = self.initial_state(ids.shape[0], cond)
-        x, in_cache = self._inputs(ids)
-        h, new_state, rcache = self.rnn.forward(x, state, mask=mask)
+        x, in_cache = self._inputs(np.ascontiguousarray(ids.T))
+        h, new_state, rcache = self.rnn.forward(x, state, mask=mask, time_major=True)
         h, dcache = self.drop.forward(h)
         logits, hcache = self.head.forward(h)
         return logits, new_state, (in_cache, rcache, dcache, hcache, cond_cache)
 
-    def backward(self, dlogits, cache, dstate=None):
-        """dlogits (B, T, V) -> grads (keyed like params), dstate0."""
+    def _backward_tm(self, dlogits, cache, dstate=None):
+        """dlogits (T, B, V) time-major -> grads, dstate0."""
         in_cache, rcache, dcache, hcache, cond_cache = cache
         grads: dict = {}
         dh, g = self.head.backward(dlogits, hcache)
@@ -256,25 +257,52 @@ class LanguageModel(Model):
             self._module_grads("cond", g, grads)
         return grads, dstate0
 
+    def forward(self, ids, state=None, mask=None, cond=None):
+        """ids (B, T) -> logits (B, T, V), final state, cache.
+
+        state: carried state (truncated BPTT) or None for ``initial_state(B, cond)``."""
+        logits, new_state, cache = self._forward_tm(ids, state, mask, cond)
+        return logits.transpose(1, 0, 2), new_state, cache
+
+    def backward(self, dlogits, cache, dstate=None):
+        """dlogits (B, T, V) -> grads (keyed like params), dstate0."""
+        dlogits = np.asarray(dlogits)
+        if dlogits.ndim != 3:
+            raise ValueError(f"dlogits must have shape (B, T, V), got "
+                             f"{shape_str(dlogits.shape)}")
+        return self._backward_tm(dlogits.transpose(1, 0, 2), cache, dstate)
+
+    def _targets(self, batch: dict):
+        """The batch's targets and mask as (T, B) (time-major, like the logits inside)."""
+        y, shape = np.asarray(batch["y"]), np.shape(batch["x"])
+        if y.shape != shape:
+            raise ValueError(f"targets must have shape {shape_str(shape)} (B, T), as x, got "
+                             f"{shape_str(y.shape)}")
+        mask = batch.get("mask")
+        if mask is not None and np.shape(mask) != shape:
+            raise ValueError(f"mask must have shape {shape_str(shape)} (B, T), as x, got "
+                             f"{shape_str(np.shape(mask))}")
+        return y.T, (None if mask is None else np.asarray(mask).T)
+
     def train_batch(self, batch: dict, state=None):
         """batch: ``x (B, T)`` ids, ``y (B, T)`` next ids, optional ``mask``, ``cond``.
 
         Returns stats {loss (summed nats), count}, grads of the mean loss, final state."""
-        logits, new_state, cache = self.forward(batch["x"], state, batch.get("mask"),
-                                                batch.get("cond"))
-        loss, dlogits = softmax_cross_entropy(logits, batch["y"], batch.get("mask"), "mean",
-                                              check_finite=False)
-        count = int(np.size(batch["y"]) if batch.get("mask") is None else np.sum(batch["mask"]))
-        grads = self._grads(loss, lambda: self.backward(dlogits, cache)[0])
+        logits, new_state, cache = self._forward_tm(batch["x"], state, batch.get("mask"),
+                                                    batch.get("cond"))
+        y, mask = self._targets(batch)
+        loss, dlogits = softmax_cross_entropy(logits, y, mask, "mean", check_finite=False)
+        count = int(np.size(y) if mask is None else np.sum(mask))
+        grads = self._grads(loss, lambda: self._backward_tm(dlogits, cache)[0])
         return {"loss": loss * count, "count": count}, grads, new_state
 
     def evaluate(self, batch: dict, state=None):
         """Loss without gradients: returns stats {loss (sum), count}, final state."""
-        logits, new_state, _ = self.forward(batch["x"], state, batch.get("mask"),
-                                            batch.get("cond"))
-        loss, _ = softmax_cross_entropy(logits, batch["y"], batch.get("mask"), "sum",
-                                        check_finite=False)
-        count = int(np.size(batch["y"]) if batch.get("mask") is None else np.sum(batch["mask"]))
+        logits, new_state, _ = self._forward_tm(batch["x"], state, batch.get("mask"),
+                                                batch.get("cond"))
+        y, mask = self._targets(batch)
+        loss, _ = softmax_cross_entropy(logits, y, mask, "sum", check_finite=False)
+        count = int(np.size(y) if mask is None else np.sum(mask))
         return {"loss": loss, "count": count}, new_state
 
     # ------------------------------------------------------------------ generation

@@ -30,6 +30,7 @@ from ._checks import (
     as_rng,
     check_array,
     check_choice,
+    check_ids,
     check_positive_int,
     check_probability,
     shape_str,
@@ -47,7 +48,9 @@ class RecurrentCache:
     drop: per layer, the inverted-dropout mask applied to its output (or None);
     mask (T, B, 1) bool or None; rev_idx (T, B) gather index of the reverse direction;
     outs: per layer, the per-direction outputs (T, B, H) used by the merge;
-    state_from_param: whether the initial state came from the learned ``h0``/``c0``.
+    state_from_param: whether the initial state came from the learned ``h0``/``c0``;
+    time_major: the layout of forward's x and out (and so of backward's dout and dx);
+    ids: whether x held one-hot ids (then backward returns no dx).
     """
 
     dirs: list
@@ -58,6 +61,8 @@ class RecurrentCache:
     batch: int
     steps: int
     state_from_param: bool
+    time_major: bool = False
+    ids: bool = False
 
 
 class Recurrent:
@@ -263,9 +268,9 @@ class Recurrent:
         return np.ascontiguousarray(mask.T)[:, :, None]
 
     # ------------------------------------------------------------------ forward
-    def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None) -> DirCache:
+    def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None, ids=None) -> DirCache:
         return direction_forward(self.kind, self._direction_params(prefix), x, h0, c0, mask,
-                                 rec_mask=rec_mask, **self._kernel_options())
+                                 rec_mask=rec_mask, ids=ids, **self._kernel_options())
 
     def _dropout_mask(self, shape, p: float) -> np.ndarray:
         """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p)."""
@@ -275,27 +280,38 @@ class Recurrent:
     def _kernel_options(self) -> dict:
         return {}
 
-    def forward(self, x, state=None, mask=None, lengths=None):
+    def forward(self, x, state=None, mask=None, lengths=None, time_major: bool = False):
         """Run the layer over a batch of sequences.
 
         Args:
-            x: (B, T, D) float array.
+            x: (B, T, D) float array; or (B, T) integer ids in [0, D) for one-hot inputs
+                ``x = eye(D)[ids]`` (the same result, without forming them: the first
+                layer's input product becomes a row look-up; backward then returns no dx).
             state: initial state, (L*dirs, B, H) (LSTM: a pair (h, c)); None for zeros or
                 the learned initial state.
             mask: (B, T) bool, True at valid steps; or ``lengths`` (B,) ints (valid steps
                 are a prefix). Padded steps leave the state unchanged, output zeros and get
                 no gradient; each sequence's final state is the one at its last valid step
                 and its reverse direction starts there.
+            time_major: x is (T, B, D) (ids (T, B)) and out (T, B, out_features), as in
+                PyTorch's default ``batch_first=False``; mask stays (B, T).
         Returns:
             out: (B, T, out_features), or (B, out_features) if not return_sequences;
             state: final state, (L*dirs, B, H) (LSTM: (h, c));
             cache: a :class:`RecurrentCache` for ``backward``.
         """
-        x = check_array(x, "x", ("B", "T", self.input_size), self.dtype)
-        B, T, _ = x.shape
+        ids = None
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.ndim == 2:
+            ids = check_ids(x, "x", self.input_size)
+            T, B = ids.shape if time_major else ids.shape[::-1]
+        else:
+            x = check_array(x, "x", ("T", "B", self.input_size) if time_major
+                            else ("B", "T", self.input_size), self.dtype)
+            T, B = x.shape[:2] if time_major else x.shape[1::-1]
         if B == 0 or T == 0:
+            shape = (x if ids is None else ids).shape
             raise ValueError(f"x must have at least one sequence and one step, got shape "
-                             f"{shape_str(x.shape)}")
+                             f"{shape_str(shape)}")
         m = self._check_mask(mask, lengths, B, T)
         H, dirs = self.hidden_size, self.num_directions
         from_param = state is None and self.initial_state == "learned"
@@ -316,7 +332,10 @@ class Recurrent:
                 rev_idx = np.broadcast_to(np.arange(T - 1, -1, -1)[:, None], (T, B))
             else:
                 rev_idx = _reverse_within_mask(m[:, :, 0])
-        inp = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+        if ids is not None:  # (T, B) ids of the first layer's one-hot inputs
+            inp = ids if time_major else np.ascontiguousarray(ids.T)
+        else:
+            inp = x if time_major else np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
         dir_caches, drops, outs = [], [], []
         h_final, c_final = [], []
         for layer in range(self.num_layers):
@@ -327,8 +346,10 @@ class Recurrent:
                 rec_mask = None
                 if self.recurrent_dropout > 0 and self.training:
                     rec_mask = self._dropout_mask((B, H), self.recurrent_dropout)
-                dc = self._run_direction(prefix, xi, h0[s], None if c0 is None else c0[s], m,
-                                         rec_mask)
+                one_hot = layer == 0 and ids is not None
+                dc = self._run_direction(prefix, None if one_hot else xi, h0[s],
+                                         None if c0 is None else c0[s], m, rec_mask,
+                                         ids=xi if one_hot else None)
                 caches.append(dc)
                 o = dc.hs[1:]
                 douts.append(o if d == 0 else _time_gather(o, rev_idx))
@@ -350,11 +371,12 @@ class Recurrent:
         h_n = np.stack(h_final)
         state_out = (h_n, np.stack(c_final)) if self.kind == "lstm" else h_n
         if self.return_sequences:
-            out = inp.transpose(1, 0, 2)
+            out = inp if time_major else inp.transpose(1, 0, 2)
         else:
             top = h_n[-dirs:]
             out = _merge(list(top), self.merge)
-        cache = RecurrentCache(dir_caches, drops, m, rev_idx, outs, B, T, from_param)
+        cache = RecurrentCache(dir_caches, drops, m, rev_idx, outs, B, T, from_param,
+                               time_major, ids is not None)
         return out, state_out, cache
 
     def step(self, x, state=None):
@@ -409,14 +431,16 @@ class Recurrent:
         """Backpropagation through time.
 
         Args:
-            dout: gradient of the loss w.r.t. ``out``, same shape as ``out``; None for zero.
+            dout: gradient of the loss w.r.t. ``out``, same shape as ``out`` (time-major if
+                forward was); None for zero.
             cache: the cache returned by the matching ``forward``.
             dstate: gradient w.r.t. the final state (same structure as the state), or None.
             need_dx: False when x is data that needs no gradient (as PyTorch skips inputs
                 without ``requires_grad``): dx is then None and its product is not formed.
+                One-hot ids never get one.
         Returns:
-            dx (B, T, D) or None, dstate0 (gradient w.r.t. the initial state, same structure
-            as the state), grads (dict keyed like ``params``).
+            dx (B, T, D) ((T, B, D) if time-major) or None, dstate0 (gradient w.r.t. the
+            initial state, same structure as the state), grads (dict keyed like ``params``).
         """
         if not isinstance(cache, RecurrentCache):
             raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
@@ -426,7 +450,7 @@ class Recurrent:
         m = cache.mask
         out_features = self.output_size
         if self.return_sequences:
-            dshape = (B, T, out_features)
+            dshape = (T, B, out_features) if cache.time_major else (B, T, out_features)
         else:
             dshape = (B, out_features)
         if dout is None:
@@ -440,7 +464,7 @@ class Recurrent:
             dh_n, dc_n = self._check_state(dstate, B, "dstate")
             dh_n = dh_n.copy()
         if self.return_sequences:
-            dy = np.ascontiguousarray(dout.transpose(1, 0, 2))
+            dy = dout if cache.time_major else np.ascontiguousarray(dout.transpose(1, 0, 2))
         else:
             # out = merge(final states of the top layer)
             for d, g in enumerate(_merge_backward(dout, list(_top_finals(cache, dirs)),
@@ -467,7 +491,7 @@ class Recurrent:
                     dd = _time_gather(dd, cache.rev_idx)
                 dx, dh, dc, g = direction_backward(
                     cache.dirs[layer][d], dd, dh_n[s], None if dc_n is None else dc_n[s],
-                    need_dx=need_dx or layer > 0,
+                    need_dx=(need_dx and not cache.ids) or layer > 0,
                 )
                 if dx is not None:
                     if d == 1:
@@ -487,7 +511,7 @@ class Recurrent:
             grads["h0"] = np.zeros_like(self.params["h0"])
             if self.kind == "lstm":
                 grads["c0"] = np.zeros_like(self.params["c0"])
-        dx = None if dy is None else dy.transpose(1, 0, 2)
+        dx = dy if dy is None or cache.time_major else dy.transpose(1, 0, 2)
         dstate0 = (dh0, dc0) if self.kind == "lstm" else dh0
         return dx, dstate0, {k: grads[k] for k in self.params}
 
@@ -512,8 +536,8 @@ def _reverse_within_mask(mask_tb: np.ndarray) -> np.ndarray:
 
 
 def _time_gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """a (T, B, F) -> a[idx[t, b], b] as a new contiguous (T, B, F) array."""
-    return np.take_along_axis(a, idx[:, :, None], axis=0)
+    """a (T, B, F) (or ids (T, B)) -> a[idx[t, b], b] as a new contiguous array."""
+    return np.take_along_axis(a, idx if a.ndim == 2 else idx[:, :, None], axis=0)
 
 
 def _merge(parts: list, merge: str) -> np.ndarray:

@@ -1,0 +1,303 @@
+"""The numba kernels behind :mod:`rnnkit.compiled` (imported only when numba is installed).
+
+One kernel per time step and direction, each doing exactly the element-wise operations of
+the numpy code in :mod:`rnnkit.cells` for that step, fused into one pass over the step's
+``(H, B)`` blocks (feature-major, gates in the inside order o, i, f, g for the LSTM; see
+:mod:`rnnkit.cells`). Each line names the numpy operations it reproduces; the values are
+combined in the same order and precision (``x.dtype.type`` constants keep float32 in
+float32; numba does not contract ``a * b + c`` into a fused multiply-add without
+``fastmath``, which is not used). ``tanh`` is numpy's own loop, called through its address
+(``loop = (fn, data, scratch)`` from :func:`rnnkit.compiled._ufunc_loop`).
+"""
+
+from __future__ import annotations
+
+import numba
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+@intrinsic
+def _call_loop(typingctx, fn, args, dims, steps, data):
+    """Call the numpy inner loop ``void f(char **args, intp *dims, intp *steps, void *)`` at
+    address fn; the other arguments are addresses too."""
+    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, llargs):
+        i8p = ir.IntType(8).as_pointer()
+        ip = ir.IntType(64).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), ip, ip, i8p])
+        f = builder.inttoptr(llargs[0], fnty.as_pointer())
+        builder.call(f, [builder.inttoptr(llargs[1], i8p.as_pointer()),
+                         builder.inttoptr(llargs[2], ip), builder.inttoptr(llargs[3], ip),
+                         builder.inttoptr(llargs[4], i8p)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _apply(loop, src, dst, n):
+    """dst[:n] = f(src[:n]) with the numpy loop ``loop = (fn, data, scratch intp[5])``; src
+    and dst C-contiguous, of one dtype."""
+    fn, data, scratch = loop
+    scratch[0] = src.ctypes.data
+    scratch[1] = dst.ctypes.data
+    scratch[2] = n
+    scratch[3] = src.itemsize
+    scratch[4] = src.itemsize
+    base = scratch.ctypes.data
+    w = scratch.itemsize
+    _call_loop(fn, base, base + 2 * w, base + 3 * w, data)
+
+
+@jit
+def apply_loop(loop, x, out):
+    """out = f(x) through the numpy loop (x, out C-contiguous, the same size)."""
+    _apply(loop, x, out, x.size)
+
+
+# --------------------------------------------------------------------------- rnn
+@jit
+def rnn_forward_step(loop, gT, rec, Wb, ids, hT, hs, t, relu, m, rmT, hm):
+    """Step t: ``g += rec`` (one-hot inputs: ``g = Wb[:, ids[t]] + rec``); ``tanh(g)`` (or
+    ``maximum(g, 0)``); ``h = g``; where the mask m (T, B) is False ``h = h_prev``; the
+    state also to ``hs[t+1]`` (B, H); with recurrent dropout ``hm = h * rmT`` (what the
+    next recurrent product reads)."""
+    H, B = rec.shape
+    n = H * B
+    g, h = gT[t].reshape(n), hT[t + 1].reshape(n)
+    _input_plus(gT[t], rec, Wb, ids, t)
+    if relu:
+        zero = g.dtype.type(0)
+        for k in range(n):
+            v = g[k]
+            g[k] = v if v > zero or v != v else zero  # np.maximum(v, 0): NaN stays, -0 -> 0
+    else:
+        _apply(loop, g, g, n)
+    for k in range(n):
+        h[k] = g[k]
+    _state_out(hT, hs, t, m, rmT, hm)
+
+
+@jit
+def rnn_backward_step(t, gT, dhs, relu, m, rmT, dh, keep, d, dG, small, pending):
+    """Step t backward. If pending, first the end of step t+1 after its product:
+    ``dh *= rmT``, ``dh += keep``. Then ``keep = where(m, 0, dh)``, ``dh += dhs[t]`` (dhs
+    (T, B, H) time-major), ``dh *= m``, ``d = K * dh`` with ``K = 1 - h*h`` (relu:
+    ``h > 0``), written to d (H, B) and to the step's slot of dG ((T, GH, B) if small,
+    else (GH, T, B))."""
+    H, B = dh.shape
+    n = H * B
+    if pending:
+        _finish(dh, None, rmT, m, keep, None)
+    if m is not None:
+        _keep_where_masked(keep, dh, m[t])
+    if dhs is not None:
+        _add_transposed(dh, dhs[t])
+    if m is not None:
+        _mul_mask(dh, m[t])
+    g, x, d1 = gT[t].reshape(n), dh.reshape(n), d.reshape(n)
+    one = g.dtype.type(1)
+    zero = g.dtype.type(0)
+    if relu:
+        for k in range(n):
+            d1[k] = (one if g[k] > zero else zero) * x[k]
+    else:
+        for k in range(n):
+            h = g[k]
+            d1[k] = (one - h * h) * x[k]
+    _store(d, dG, t, small)
+
+
+# --------------------------------------------------------------------------- lstm
+@jit
+def lstm_forward_step(loop, gT, rec, Wb, ids, cT, tanh_c, hT, hs, t, m, rmT, hm):
+    """Step t (sigmoid rows pre-scaled by 1/2): ``g += rec`` (one-hot inputs:
+    ``g = Wb[:, ids[t]] + rec``); ``tanh(g)``; ``s *= 0.5``, ``s += 0.5`` on the sigmoid
+    rows; ``c = f * c_prev``, ``c += i * gg``; ``tanh_c = tanh(c)``; ``h = o * tanh_c``;
+    where m is False ``h, c = h_prev, c_prev``; h also to ``hs[t+1]`` (B, H); with
+    recurrent dropout ``hm = h * rmT``."""
+    GH, B = rec.shape
+    n = GH // 4 * B  # elements of one gate block
+    g = gT[t].reshape(4 * n)
+    cp, c = cT[t].reshape(n), cT[t + 1].reshape(n)
+    tc, h = tanh_c[t].reshape(n), hT[t + 1].reshape(n)
+    half = g.dtype.type(0.5)
+    _input_plus(gT[t], rec, Wb, ids, t)
+    _apply(loop, g, g, 4 * n)
+    for k in range(3 * n):
+        g[k] = g[k] * half + half
+    for k in range(n):
+        c[k] = g[2 * n + k] * cp[k] + g[n + k] * g[3 * n + k]
+    _apply(loop, c, tc, n)
+    for k in range(n):
+        h[k] = g[k] * tc[k]
+    if m is not None:
+        _keep_masked(cT[t + 1], cT[t], m[t])
+    _state_out(hT, hs, t, m, rmT, hm)
+
+
+@jit
+def lstm_backward_step(t, gT, cT, tanh_c, dhs, m, rmT, dh, dc, keep, keep_c, d, dG, small,
+                       pending):
+    """Step t backward. If pending, first the end of step t+1 after its product:
+    ``dh *= rmT``, ``dh += keep``, ``dc += keep_c``. Then ``keep, keep_c = where(m, 0, dh),
+    where(m, 0, dc)``; ``dh += dhs[t]`` (dhs (T, B, H) time-major); ``dh *= m``,
+    ``dc *= m``; ``dc += dh * E``; ``d = [do, di, df, dg] = [dh, dc, dc, dc] * K``;
+    ``dc *= f``, with the numpy code's factors ``E = (1 - tanh_c^2) * o`` and
+    ``K = [((1 - o) o) tanh_c, ((1 - i) i) gg, ((1 - f) f) c_prev, (1 - gg^2) i]``.
+    d (GH, B) also goes to the step's slot of dG ((T, GH, B) if small, else (GH, T, B))."""
+    H, B = dh.shape
+    n = H * B
+    if pending:
+        _finish(dh, dc, rmT, m, keep, keep_c)
+    if m is not None:
+        _keep_where_masked(keep, dh, m[t])
+        _keep_where_masked(keep_c, dc, m[t])
+    if dhs is not None:
+        _add_transposed(dh, dhs[t])
+    if m is not None:
+        _mul_mask(dh, m[t])
+        _mul_mask(dc, m[t])
+    x, y, d1 = dh.reshape(n), dc.reshape(n), d.reshape(4 * n)
+    g, tc, cp = gT[t].reshape(4 * n), tanh_c[t].reshape(n), cT[t].reshape(n)
+    one = g.dtype.type(1)
+    # in loops of few arrays each, so that they vectorise
+    for k in range(n):  # dc += dh * E; do
+        o, tck, xk = g[k], tc[k], x[k]
+        y[k] = y[k] + xk * ((one - tck * tck) * o)
+        d1[k] = (((one - o) * o) * tck) * xk
+    for k in range(n):  # di, dg
+        i, gg, yk = g[n + k], g[3 * n + k], y[k]
+        d1[n + k] = (((one - i) * i) * gg) * yk
+        d1[3 * n + k] = ((one - gg * gg) * i) * yk
+    for k in range(n):  # df; dc *= f
+        f, yk = g[2 * n + k], y[k]
+        d1[2 * n + k] = (((one - f) * f) * cp[k]) * yk
+        y[k] = yk * f
+    _store(d, dG, t, small)
+
+
+# --------------------------------------------------------------------------- helpers
+@numba.njit(cache=True, nogil=True, inline="always")
+def _input_plus(g, rec, Wb, ids, t):
+    """``g += rec`` (g (GH, B) holds the input projection), or for one-hot inputs
+    ``g = Wb[:, ids[t]] + rec`` (Wb (GH, D) = the projection of every one-hot vector)."""
+    GH, B = rec.shape
+    if ids is None:
+        n = GH * B
+        g1, r1 = g.reshape(n), rec.reshape(n)
+        for k in range(n):
+            g1[k] += r1[k]
+    else:
+        it = ids[t]
+        for j in range(GH):
+            w = Wb[j]
+            for b in range(B):
+                g[j, b] = w[it[b]] + rec[j, b]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _state_out(hT, hs, t, m, rmT, hm):
+    """After step t wrote h = hT[t+1] (H, B): where m is False ``h = h_prev``; the state
+    to ``hs[t+1]`` (B, H); with recurrent dropout ``hm = h * rmT``."""
+    h = hT[t + 1]
+    H, B = h.shape
+    if m is not None:
+        _keep_masked(h, hT[t], m[t])
+    out = hs[t + 1]
+    for b in range(B):
+        for j in range(H):
+            out[b, j] = h[j, b]
+    if rmT is not None:
+        _mul(h, rmT, hm)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep_masked(a, prev, mt):
+    """``np.copyto(a, prev, where=~m)``: a, prev (H, B); mt (B,) bool."""
+    H, B = a.shape
+    for j in range(H):
+        for b in range(B):
+            if not mt[b]:
+                a[j, b] = prev[j, b]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep_where_masked(keep, a, mt):
+    """``keep = np.where(m, 0, a)``: keep, a (H, B); mt (B,) bool."""
+    H, B = a.shape
+    zero = a.dtype.type(0)
+    for j in range(H):
+        for b in range(B):
+            keep[j, b] = zero if mt[b] else a[j, b]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mul_mask(a, mt):
+    """``a *= m`` (the bool mask as 1.0 / 0.0): a (H, B); mt (B,) bool."""
+    H, B = a.shape
+    one = a.dtype.type(1)
+    zero = a.dtype.type(0)
+    for j in range(H):
+        for b in range(B):
+            a[j, b] *= one if mt[b] else zero
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mul(a, w, out):
+    """``np.multiply(a, w, out=out)`` for C-contiguous arrays of one shape."""
+    n = a.size
+    a1, w1, o1 = a.reshape(n), w.reshape(n), out.reshape(n)
+    for k in range(n):
+        o1[k] = a1[k] * w1[k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _finish(dh, dc, rmT, m, keep, keep_c):
+    """The end of a backward step after its recurrent product: ``dh *= rmT``;
+    ``dh += keep``, ``dc += keep_c`` (dc None for the RNN)."""
+    n = dh.size
+    x = dh.reshape(n)
+    if rmT is not None:
+        r = rmT.reshape(n)
+        for k in range(n):
+            x[k] *= r[k]
+    if m is not None:
+        kp = keep.reshape(n)
+        for k in range(n):
+            x[k] += kp[k]
+        if dc is not None:
+            y, kc = dc.reshape(n), keep_c.reshape(n)
+            for k in range(n):
+                y[k] += kc[k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store(d, dG, t, small):
+    """Copy a step's gradients d (GH, B) to its slot of dG: (T, GH, B) if small, else
+    (GH, T, B)."""
+    GH, B = d.shape
+    if small:
+        n = GH * B
+        src, dst = d.reshape(n), dG[t].reshape(n)
+        for k in range(n):
+            dst[k] = src[k]
+    else:
+        for j in range(GH):
+            src, dst = d[j], dG[j, t]
+            for b in range(B):
+                dst[b] = src[b]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_transposed(a, d):
+    """``a += d.T``: a (H, B), d (B, H) (the feature-major copy the numpy code makes)."""
+    H, B = a.shape
+    for b in range(B):
+        for j in range(H):
+            a[j, b] += d[b, j]

@@ -1,0 +1,201 @@
+"""The compiled kernels (rnnkit.compiled, numba) against the numpy engine: bit for bit.
+
+Every configuration runs twice, once with the kernels and once with
+``rnnkit.compiled.disabled()``, and every output, state, cache array and gradient must have
+the same bytes. Skipped where numba is not installed (the numpy engine is then the only
+one, and the rest of the suite tests it).
+"""
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import cells, compiled
+from rnnkit.models import LanguageModel, SequenceClassifier
+
+pytest.importorskip("numba")
+
+from helpers import make_layer, random_state  # noqa: E402
+
+
+def both(fn):
+    """fn() with the kernels, then with the numpy engine: (compiled, numpy) results."""
+    assert compiled.enabled()
+    a = fn()
+    with compiled.disabled():
+        assert not compiled.enabled()
+        b = fn()
+    return a, b
+
+
+def flat(obj) -> list:
+    """The arrays of nested tuples/lists/dicts (dicts in key order), None skipped."""
+    if obj is None:
+        return []
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if isinstance(obj, dict):
+        return [a for k in sorted(obj) for a in flat(obj[k])]
+    if isinstance(obj, (tuple, list)):
+        return [a for o in obj for a in flat(o)]
+    return [np.asarray(obj)]
+
+
+def assert_same_bits(a, b):
+    fa, fb = flat(a), flat(b)
+    assert len(fa) == len(fb)
+    for i, (x, y) in enumerate(zip(fa, fb, strict=True)):
+        assert x.dtype == y.dtype and x.shape == y.shape, i
+        assert x.tobytes() == y.tobytes(), f"array {i} of shape {x.shape} differs"
+
+
+def test_available_and_switch():
+    assert compiled.available(), compiled.unavailable_reason()
+    assert compiled.unavailable_reason() is None
+    with compiled.disabled():
+        assert not compiled.enabled() and compiled.kernels() is None
+    assert compiled.enabled()
+    previous = compiled.set_enabled(False)
+    assert previous is True and not compiled.enabled()
+    assert compiled.set_enabled(True) is False
+    with pytest.raises(TypeError, match="flag must be True or False, got 1"):
+        compiled.set_enabled(1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_tanh_loop_reproduces_np_tanh(dtype):
+    k = compiled.kernels()
+    x = compiled._probe(dtype)
+    out = np.empty_like(x)
+    k.apply_loop(k.tanh_loop(dtype), x, out)
+    assert out.tobytes() == np.tanh(x).tobytes()
+
+
+DIRECTION_CASES = [
+    (kind, relu, dtype, B, mask, rec, one_hot)
+    for kind, relu in [("rnn", False), ("rnn", True), ("lstm", False)]
+    for dtype in (np.float32, np.float64)
+    for B in (1, 3, 8, 32)  # below 8 the engine keeps a step's gradients time-major
+    for mask in (False, True)
+    for rec in (False, True)
+    for one_hot in (False, True)
+]
+
+
+@pytest.mark.parametrize("kind,relu,dtype,B,mask,rec,one_hot", DIRECTION_CASES)
+def test_direction_forward_backward_identical(kind, relu, dtype, B, mask, rec, one_hot):
+    rng = np.random.default_rng(B + 10 * mask + 100 * rec)
+    T, D, H = 7, 5, 6 if B < 8 else 16
+    G = cells.GATES[kind]
+    p = {"W_x": rng.uniform(-0.5, 0.5, (D, G * H)).astype(dtype),
+         "W_h": rng.uniform(-0.5, 0.5, (H, G * H)).astype(dtype),
+         "b": rng.uniform(-0.5, 0.5, G * H).astype(dtype)}
+    ids = rng.integers(0, D, (T, B))
+    x = None if one_hot else rng.standard_normal((T, B, D)).astype(dtype)
+    h0, c0 = (rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
+    m = (rng.random((T, B, 1)) < 0.7) if mask else None
+    rm = ((rng.random((B, H)) < 0.8) / 0.8).astype(dtype) if rec else None
+    dhs, dh_last, dc_last = (rng.standard_normal(s).astype(dtype)
+                             for s in [(T, B, H), (B, H), (B, H)])
+    lstm = kind == "lstm"
+
+    def run():
+        c = cells.direction_forward(kind, p, x, h0, c0 if lstm else None, m,
+                                    "relu" if relu else "tanh", rec_mask=rm,
+                                    ids=ids if one_hot else None)
+        r = cells.direction_backward(c, dhs, dh_last, dc_last if lstm else None)
+        return [c.hs, c.hT, c.gT, c.acts] + ([c.cT, c.cs, c.aux["tanh_c"]] if lstm else []) + [r]
+
+    assert_same_bits(*both(run))
+
+
+def test_one_hot_ids_equal_the_one_hot_product():
+    """The look-up of one-hot inputs gives the bits of the product with eye(D)[ids]."""
+    rng = np.random.default_rng(3)
+    T, B, D, H = 9, 12, 7, 10
+    p = {"W_x": rng.uniform(-1, 1, (D, 4 * H)).astype(np.float32),
+         "W_h": rng.uniform(-1, 1, (H, 4 * H)).astype(np.float32),
+         "b": rng.uniform(-1, 1, 4 * H).astype(np.float32)}
+    ids = rng.integers(0, D, (T, B))
+    x = np.eye(D, dtype=np.float32)[ids]
+    h0 = np.zeros((B, H), np.float32)
+    dhs = rng.standard_normal((T, B, H)).astype(np.float32)
+    for enabled in (True, False):
+        compiled.set_enabled(enabled)
+        try:
+            a = cells.direction_forward("lstm", p, None, h0, h0, ids=ids)
+            b = cells.direction_forward("lstm", p, x, h0, h0)
+            assert_same_bits([a.hs, a.gT, a.cT], [b.hs, b.gT, b.cT])
+            ra = cells.direction_backward(a, dhs)
+            rb = cells.direction_backward(b, dhs, need_dx=False)
+            assert ra[0] is None
+            assert_same_bits(ra, rb)
+        finally:
+            compiled.set_enabled(True)
+
+
+LAYER_CASES = [
+    (cls, kw, bidi, layers, lengths)
+    for cls, kw in [(rnnkit.RNN, {}), (rnnkit.RNN, {"nonlinearity": "relu"}),
+                    (rnnkit.LSTM, {}), (rnnkit.GRU, {})]
+    for bidi in (False, True)
+    for layers in (1, 2)
+    for lengths in (False, True)
+]
+
+
+@pytest.mark.parametrize("cls,kw,bidi,layers,lengths", LAYER_CASES)
+def test_layers_identical(cls, kw, bidi, layers, lengths):
+    """Whole layers (deep, bidirectional with concat, masks, dropout between layers and
+    on the recurrent input, a learned initial state) in float32."""
+    B, T, D = 9, 6, 4
+    layer = make_layer(cls, kw, input_size=D, hidden_size=5, seed=layers, dtype=np.float32,
+                       num_layers=layers, bidirectional=bidi, dropout=0.3 if layers > 1 else 0,
+                       recurrent_dropout=0.2)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    state = random_state(layer, B, rng)
+    lens = np.array([6, 1, 3, 6, 5, 2, 6, 4, 6]) if lengths else None
+    dout = rng.standard_normal((B, T, layer.output_size)).astype(np.float32)
+
+    def run():
+        layer.rng = np.random.default_rng(11)  # the same dropout masks both times
+        out, s, cache = layer.forward(x, state, lengths=lens)
+        return out, s, layer.backward(dout, cache, s)
+
+    assert_same_bits(*both(run))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("embedding_dim", [None, 6])
+def test_language_model_training_identical(cell, embedding_dim):
+    """Three Adam steps of a 2-layer language model with dropout: the same weights."""
+    from rnnkit.optim import Adam
+
+    def run():
+        model = LanguageModel(11, cell=cell, hidden_size=12, num_layers=2,
+                              embedding_dim=embedding_dim, dropout=0.2, rng=5)
+        opt = Adam(model.params, lr=0.01)
+        rng = np.random.default_rng(0)
+        losses = []
+        for _ in range(3):
+            ids = rng.integers(0, 11, (4, 9))
+            stats, grads, _ = model.train_batch({"x": ids[:, :-1], "y": ids[:, 1:]})
+            opt.step(grads)
+            losses.append(stats["loss"])
+        return np.array(losses), model.params
+
+    assert_same_bits(*both(run))
+
+
+def test_classifier_with_lengths_identical():
+    def run():
+        model = SequenceClassifier(3, vocab_size=8, embedding_dim=4, cell="lstm",
+                                   hidden_size=6, bidirectional=True, rng=2)
+        ids = np.random.default_rng(1).integers(1, 8, (5, 7))
+        mask = np.arange(7)[None, :] < np.array([7, 3, 5, 1, 6])[:, None]
+        stats, grads, _ = model.train_batch({"x": ids, "y": np.array([0, 1, 2, 1, 0]),
+                                             "mask": mask})
+        return np.array(stats["loss"]), grads
+
+    assert_same_bits(*both(run))
