@@ -55,24 +55,28 @@ def _nan_result(pred):
 
 
 def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean",
-                          check_finite: bool = True):
+                          check_finite: bool = True, axis: int = -1):
     """Cross-entropy of integer targets under softmax(logits).
 
     Args:
-        logits: (..., V) float, e.g. (B, T, V) or (B, V).
-        targets: (...) ints in [0, V).
+        logits: (..., V) float, e.g. (B, T, V) or (B, V); with ``axis=0``, (V, ...) (the
+            class axis first, as the language model keeps them: (V, N) with its N
+            positions contiguous, which makes the reductions over V fast).
+        targets: (...) ints in [0, V): logits' shape without the class axis.
         mask: (...) bool or None.
         reduction: "mean" over valid positions, or "sum".
+        axis: -1 or 0, the class axis of logits.
     Returns:
-        loss (float, in nats), dlogits (..., V) = (softmax - onehot) / count or * 1.
+        loss (float, in nats), dlogits (logits' shape) = (softmax - onehot) / count or * 1.
     """
     check_choice(reduction, "reduction", REDUCTIONS)
+    check_choice(axis, "axis", (-1, 0))
     logits = np.asarray(logits)
     if logits.ndim < 1 or logits.dtype.kind != "f":
         raise TypeError(f"logits must be a float array (..., V), got {logits.dtype} "
                         f"{shape_str(logits.shape)}")
-    V = logits.shape[-1]
-    lead = logits.shape[:-1]
+    V = logits.shape[axis]
+    lead = logits.shape[1:] if axis == 0 else logits.shape[:-1]
     targets = np.asarray(targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class ids, got dtype {targets.dtype}")
@@ -84,30 +88,53 @@ def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean",
     if valid.size and (valid.min() < 0 or valid.max() >= V):
         bad = valid[(valid < 0) | (valid >= V)][0]
         raise ValueError(f"targets holds class {bad}, outside [0, {V})")
-    if not np.isfinite(logits).all():
+    if logits.size and not (np.isfinite(logits.max()) and np.isfinite(logits.min())):
         if not check_finite:
             return _nan_result(logits)
         raise ValueError("logits contain NaN or infinite values")
     t = np.where(mask, targets, 0) if mask is not None else targets
-    z = logits.reshape(-1, V)
     tf = t.reshape(-1)
-    shifted = z - z.max(axis=1, keepdims=True)
-    p = np.exp(shifted)
-    sums = p.sum(axis=1, keepdims=True)
-    p /= sums
-    rows = np.arange(z.shape[0])
-    nll = np.log(sums[:, 0]) - shifted[rows, tf]
-    p[rows, tf] -= 1
-    if mask is not None:
-        m = mask.reshape(-1)
-        nll = nll * m
-        p *= m[:, None]
-    loss = float(nll.sum(dtype=np.float64))
+    m = None if mask is None else mask.reshape(-1)
+    if axis == 0:
+        loss, p = _ce_columns(logits.reshape(V, -1), tf, m)
+    else:
+        loss, p = _ce_rows(logits.reshape(-1, V), tf, m)
     if reduction == "mean":
         n = max(_count(mask, lead), 1)
         loss /= n
         p *= p.dtype.type(1.0 / n)
     return loss, p.reshape(logits.shape)
+
+
+def _ce_rows(z, t, m):
+    """z (N, V), t (N,), m (N,) bool or None -> summed loss, softmax - onehot (N, V)."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    sums = p.sum(axis=1, keepdims=True)
+    p /= sums
+    rows = np.arange(z.shape[0])
+    nll = np.log(sums[:, 0]) - shifted[rows, t]
+    p[rows, t] -= 1
+    if m is not None:
+        nll = nll * m
+        p *= m[:, None]
+    return float(nll.sum(dtype=np.float64)), p
+
+
+def _ce_columns(z, t, m):
+    """z (V, N) (classes along the first axis), t (N,), m (N,) bool or None -> summed
+    loss, softmax - onehot (V, N)."""
+    shifted = z - z.max(axis=0)
+    p = np.exp(shifted)
+    sums = p.sum(axis=0)
+    p /= sums
+    cols = np.arange(z.shape[1])
+    nll = np.log(sums) - shifted[t, cols]
+    p[t, cols] -= 1
+    if m is not None:
+        nll = nll * m
+        p *= m
+    return float(nll.sum(dtype=np.float64)), p
 
 
 def binary_cross_entropy(logits, targets, mask=None, reduction: str = "mean",

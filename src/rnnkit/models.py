@@ -229,15 +229,26 @@ class LanguageModel(Model):
         x, in_cache = self._inputs(np.ascontiguousarray(ids.T))
         h, new_state, rcache = self.rnn.forward(x, state, mask=mask, time_major=True)
         h, dcache = self.drop.forward(h)
-        logits, hcache = self.head.forward(h)
-        return logits, new_state, (in_cache, rcache, dcache, hcache, cond_cache)
+        rows = h.reshape(-1, h.shape[-1])  # (T*B, H), time-major rows
+        W, b = self.head.params["W"], self.head.params.get("b")
+        # logits with the classes first, (V, T*B): the reductions of the loss over V then
+        # run along contiguous rows of positions
+        zT = np.matmul(W.T, rows.T)
+        if b is not None:
+            zT += b[:, None]
+        return zT, new_state, (in_cache, rcache, dcache, rows, cond_cache)
 
-    def _backward_tm(self, dlogits, cache, dstate=None):
-        """dlogits (T, B, V) time-major -> grads, dstate0."""
-        in_cache, rcache, dcache, hcache, cond_cache = cache
+    def _backward_tm(self, dzT, cache, dstate=None):
+        """dzT (V, T*B), the gradient of the logits as :meth:`_forward_tm` lays them out
+        -> grads, dstate0."""
+        in_cache, rcache, dcache, rows, cond_cache = cache
         grads: dict = {}
-        dh, g = self.head.backward(dlogits, hcache)
-        self._module_grads("head", g, grads)
+        W = self.head.params["W"]
+        grads["head.W"] = np.matmul(rows.T, dzT.T)
+        if "b" in self.head.params:
+            grads["head.b"] = dzT.sum(axis=1)
+        T, B = rcache.steps, rcache.batch
+        dh = np.matmul(dzT.T, W.T).reshape(T, B, W.shape[0])
         dh, _ = self.drop.backward(dh, dcache)
         # one-hot inputs are data: no gradient to form for them
         dx, dstate0, g = self.rnn.backward(dh, rcache, dstate,
@@ -261,19 +272,19 @@ class LanguageModel(Model):
         """ids (B, T) -> logits (B, T, V), final state, cache.
 
         state: carried state (truncated BPTT) or None for ``initial_state(B, cond)``."""
-        logits, new_state, cache = self._forward_tm(ids, state, mask, cond)
-        return logits.transpose(1, 0, 2), new_state, cache
+        zT, new_state, cache = self._forward_tm(ids, state, mask, cond)
+        T, B = cache[1].steps, cache[1].batch
+        return zT.reshape(-1, T, B).transpose(2, 1, 0), new_state, cache
 
     def backward(self, dlogits, cache, dstate=None):
         """dlogits (B, T, V) -> grads (keyed like params), dstate0."""
-        dlogits = np.asarray(dlogits)
-        if dlogits.ndim != 3:
-            raise ValueError(f"dlogits must have shape (B, T, V), got "
-                             f"{shape_str(dlogits.shape)}")
-        return self._backward_tm(dlogits.transpose(1, 0, 2), cache, dstate)
+        T, B, V = cache[1].steps, cache[1].batch, self.vocab_size
+        dlogits = check_array(dlogits, "dlogits", (B, T, V), self.dtype)
+        return self._backward_tm(dlogits.transpose(2, 1, 0).reshape(V, T * B), cache, dstate)
 
     def _targets(self, batch: dict):
-        """The batch's targets and mask as (T, B) (time-major, like the logits inside)."""
+        """The batch's targets and mask as (T*B,), in the order of the positions of
+        :meth:`_forward_tm`'s logits (time-major)."""
         y, shape = np.asarray(batch["y"]), np.shape(batch["x"])
         if y.shape != shape:
             raise ValueError(f"targets must have shape {shape_str(shape)} (B, T), as x, got "
@@ -282,7 +293,7 @@ class LanguageModel(Model):
         if mask is not None and np.shape(mask) != shape:
             raise ValueError(f"mask must have shape {shape_str(shape)} (B, T), as x, got "
                              f"{shape_str(np.shape(mask))}")
-        return y.T, (None if mask is None else np.asarray(mask).T)
+        return y.T.reshape(-1), (None if mask is None else np.asarray(mask).T.reshape(-1))
 
     def train_batch(self, batch: dict, state=None):
         """batch: ``x (B, T)`` ids, ``y (B, T)`` next ids, optional ``mask``, ``cond``.
@@ -291,9 +302,9 @@ class LanguageModel(Model):
         logits, new_state, cache = self._forward_tm(batch["x"], state, batch.get("mask"),
                                                     batch.get("cond"))
         y, mask = self._targets(batch)
-        loss, dlogits = softmax_cross_entropy(logits, y, mask, "mean", check_finite=False)
+        loss, dzT = softmax_cross_entropy(logits, y, mask, "mean", check_finite=False, axis=0)
         count = int(np.size(y) if mask is None else np.sum(mask))
-        grads = self._grads(loss, lambda: self._backward_tm(dlogits, cache)[0])
+        grads = self._grads(loss, lambda: self._backward_tm(dzT, cache)[0])
         return {"loss": loss * count, "count": count}, grads, new_state
 
     def evaluate(self, batch: dict, state=None):
@@ -301,7 +312,7 @@ class LanguageModel(Model):
         logits, new_state, _ = self._forward_tm(batch["x"], state, batch.get("mask"),
                                                 batch.get("cond"))
         y, mask = self._targets(batch)
-        loss, _ = softmax_cross_entropy(logits, y, mask, "sum", check_finite=False)
+        loss, _ = softmax_cross_entropy(logits, y, mask, "sum", check_finite=False, axis=0)
         count = int(np.size(y) if mask is None else np.sum(mask))
         return {"loss": loss, "count": count}, new_state
 
