@@ -104,7 +104,7 @@ def test_direction_forward_backward_identical(kind, relu, dtype, B, mask, rec, o
                                     "relu" if relu else "tanh", rec_mask=rm,
                                     ids=ids if one_hot else None)
         r = cells.direction_backward(c, dhs, dh_last, dc_last if lstm else None)
-        return [c.hs, c.hT, c.gT, c.acts] + ([c.cT, c.cs, c.aux["tanh_c"]] if lstm else []) + [r]
+        return [c.hs, c.hT, c.gT, c.acts] + ([c.cT, c.cs, c.tanh_c] if lstm else []) + [r]
 
     assert_same_bits(*both(run))
 
@@ -197,5 +197,23 @@ def test_classifier_with_lengths_identical():
         stats, grads, _ = model.train_batch({"x": ids, "y": np.array([0, 1, 2, 1, 0]),
                                              "mask": mask})
         return np.array(stats["loss"]), grads
+
+    assert_same_bits(*both(run))
+
+
+@pytest.mark.parametrize("name,wd", [("Adam", 0.0), ("Adam", 0.01), ("AdamW", 0.01)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_identical(name, wd, dtype):
+    from rnnkit import optim
+
+    def run():
+        rng = np.random.default_rng(0)
+        params = {"a": rng.standard_normal((7, 5)).astype(dtype),
+                  "b": rng.standard_normal(13).astype(dtype)}
+        opt = getattr(optim, name)(params, lr=0.003, weight_decay=wd, betas=(0.8, 0.95),
+                                   eps=1e-6)
+        for _ in range(5):
+            opt.step({k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()})
+        return params, opt.state_dict()["arrays"]
 
     assert_same_bits(*both(run))

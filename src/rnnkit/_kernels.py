@@ -13,11 +13,13 @@ float32; numba does not contract ``a * b + c`` into a fused multiply-add without
 from __future__ import annotations
 
 import numba
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-jit = numba.njit(cache=True, nogil=True)
+# error_model="numpy": division by zero gives inf/nan as in numpy (and lets loops vectorise)
+jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @intrinsic
@@ -62,14 +64,14 @@ def apply_loop(loop, x, out):
 
 # --------------------------------------------------------------------------- rnn
 @jit
-def rnn_forward_step(loop, gT, rec, Wb, ids, hT, hs, t, relu, m, rmT, hm):
+def rnn_forward_step(loop, gT, rec, Wb, ids, hp, h, hs, t, relu, m, rmT, hm):
     """Step t: ``g += rec`` (one-hot inputs: ``g = Wb[:, ids[t]] + rec``); ``tanh(g)`` (or
-    ``maximum(g, 0)``); ``h = g``; where the mask m (T, B) is False ``h = h_prev``; the
-    state also to ``hs[t+1]`` (B, H); with recurrent dropout ``hm = h * rmT`` (what the
-    next recurrent product reads)."""
+    ``maximum(g, 0)``); ``h = g``; where the mask m (T, B) is False ``h = h_prev`` (hp);
+    the state also to ``hs[t+1]`` (B, H); with recurrent dropout ``hm = h * rmT`` (what
+    the next recurrent product reads). h, hp (H, B)."""
     H, B = rec.shape
     n = H * B
-    g, h = gT[t].reshape(n), hT[t + 1].reshape(n)
+    g, h1 = gT[t].reshape(n), h.reshape(n)
     _input_plus(gT[t], rec, Wb, ids, t)
     if relu:
         zero = g.dtype.type(0)
@@ -79,8 +81,8 @@ def rnn_forward_step(loop, gT, rec, Wb, ids, hT, hs, t, relu, m, rmT, hm):
     else:
         _apply(loop, g, g, n)
     for k in range(n):
-        h[k] = g[k]
-    _state_out(hT, hs, t, m, rmT, hm)
+        h1[k] = g[k]
+    _state_out(h, hp, hs, t, m, rmT, hm)
 
 
 @jit
@@ -115,17 +117,17 @@ def rnn_backward_step(t, gT, dhs, relu, m, rmT, dh, keep, d, dG, small, pending)
 
 # --------------------------------------------------------------------------- lstm
 @jit
-def lstm_forward_step(loop, gT, rec, Wb, ids, cT, tanh_c, hT, hs, t, m, rmT, hm):
+def lstm_forward_step(loop, gT, rec, Wb, ids, cT, tc, hp, h, hs, t, m, rmT, hm):
     """Step t (sigmoid rows pre-scaled by 1/2): ``g += rec`` (one-hot inputs:
     ``g = Wb[:, ids[t]] + rec``); ``tanh(g)``; ``s *= 0.5``, ``s += 0.5`` on the sigmoid
-    rows; ``c = f * c_prev``, ``c += i * gg``; ``tanh_c = tanh(c)``; ``h = o * tanh_c``;
-    where m is False ``h, c = h_prev, c_prev``; h also to ``hs[t+1]`` (B, H); with
-    recurrent dropout ``hm = h * rmT``."""
+    rows; ``c = f * c_prev``, ``c += i * gg``; ``tc = tanh(c)``; ``h = o * tc``; where m is
+    False ``h, c = h_prev, c_prev``; h also to ``hs[t+1]`` (B, H); with recurrent dropout
+    ``hm = h * rmT``. tc, hp (h_prev), h (H, B)."""
     GH, B = rec.shape
     n = GH // 4 * B  # elements of one gate block
     g = gT[t].reshape(4 * n)
     cp, c = cT[t].reshape(n), cT[t + 1].reshape(n)
-    tc, h = tanh_c[t].reshape(n), hT[t + 1].reshape(n)
+    tc1, h1 = tc.reshape(n), h.reshape(n)
     half = g.dtype.type(0.5)
     _input_plus(gT[t], rec, Wb, ids, t)
     _apply(loop, g, g, 4 * n)
@@ -133,26 +135,33 @@ def lstm_forward_step(loop, gT, rec, Wb, ids, cT, tanh_c, hT, hs, t, m, rmT, hm)
         g[k] = g[k] * half + half
     for k in range(n):
         c[k] = g[2 * n + k] * cp[k] + g[n + k] * g[3 * n + k]
-    _apply(loop, c, tc, n)
+    _apply(loop, c, tc1, n)
     for k in range(n):
-        h[k] = g[k] * tc[k]
+        h1[k] = g[k] * tc1[k]
     if m is not None:
         _keep_masked(cT[t + 1], cT[t], m[t])
-    _state_out(hT, hs, t, m, rmT, hm)
+    _state_out(h, hp, hs, t, m, rmT, hm)
 
 
 @jit
-def lstm_backward_step(t, gT, cT, tanh_c, dhs, m, rmT, dh, dc, keep, keep_c, d, dG, small,
-                       pending):
+def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep, keep_c, d,
+                       dG, small, pending):
     """Step t backward. If pending, first the end of step t+1 after its product:
     ``dh *= rmT``, ``dh += keep``, ``dc += keep_c``. Then ``keep, keep_c = where(m, 0, dh),
     where(m, 0, dc)``; ``dh += dhs[t]`` (dhs (T, B, H) time-major); ``dh *= m``,
     ``dc *= m``; ``dc += dh * E``; ``d = [do, di, df, dg] = [dh, dc, dc, dc] * K``;
     ``dc *= f``, with the numpy code's factors ``E = (1 - tanh_c^2) * o`` and
     ``K = [((1 - o) o) tanh_c, ((1 - i) i) gg, ((1 - f) f) c_prev, (1 - gg^2) i]``.
-    d (GH, B) also goes to the step's slot of dG ((T, GH, B) if small, else (GH, T, B))."""
+    d (GH, B) also goes to the step's slot of dG ((T, GH, B) if small, else (GH, T, B)).
+    Without ``tanh_c`` (T, H, B), tanh_c[t] is taken again from ``c = cT[t+1]`` (into
+    tcbuf (H, B)), with numpy's tanh loop: the same bits."""
     H, B = dh.shape
     n = H * B
+    if tanh_c is None:
+        _apply(loop, cT[t + 1], tcbuf, n)
+        tcs = tcbuf
+    else:
+        tcs = tanh_c[t]
     if pending:
         _finish(dh, dc, rmT, m, keep, keep_c)
     if m is not None:
@@ -164,7 +173,7 @@ def lstm_backward_step(t, gT, cT, tanh_c, dhs, m, rmT, dh, dc, keep, keep_c, d, 
         _mul_mask(dh, m[t])
         _mul_mask(dc, m[t])
     x, y, d1 = dh.reshape(n), dc.reshape(n), d.reshape(4 * n)
-    g, tc, cp = gT[t].reshape(4 * n), tanh_c[t].reshape(n), cT[t].reshape(n)
+    g, tc, cp = gT[t].reshape(4 * n), tcs.reshape(n), cT[t].reshape(n)
     one = g.dtype.type(1)
     # in loops of few arrays each, so that they vectorise
     for k in range(n):  # dc += dh * E; do
@@ -202,13 +211,12 @@ def _input_plus(g, rec, Wb, ids, t):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _state_out(hT, hs, t, m, rmT, hm):
-    """After step t wrote h = hT[t+1] (H, B): where m is False ``h = h_prev``; the state
-    to ``hs[t+1]`` (B, H); with recurrent dropout ``hm = h * rmT``."""
-    h = hT[t + 1]
+def _state_out(h, hp, hs, t, m, rmT, hm):
+    """After step t wrote h (H, B): where m is False ``h = h_prev`` (hp); the state to
+    ``hs[t+1]`` (B, H); with recurrent dropout ``hm = h * rmT``."""
     H, B = h.shape
     if m is not None:
-        _keep_masked(h, hT[t], m[t])
+        _keep_masked(h, hp, m[t])
     out = hs[t + 1]
     for b in range(B):
         for j in range(H):
@@ -301,3 +309,26 @@ def _add_transposed(a, d):
     for b in range(B):
         for j in range(H):
             a[j, b] += d[b, j]
+
+
+# --------------------------------------------------------------------------- adam
+@jit
+def adam_update(p, g, m, v, wd, c1, b2, c2, sbc2, eps, step):
+    """One Adam update in place of the flat arrays p, g, m, v, as :class:`rnnkit.optim.Adam`
+    computes it with numpy: ``g = g + wd * p`` (if wd); ``m += (g - m) * c1``;
+    ``v *= b2``; ``v += (g * g) * c2``; ``p -= (m / (sqrt(v) / sbc2 + eps)) * step``,
+    every constant in the arrays' dtype. (Two loops of few arrays each, so that both
+    vectorise.)"""
+    n = p.size
+    if wd != 0:
+        for k in range(n):
+            gk = g[k] + wd * p[k]
+            m[k] = m[k] + (gk - m[k]) * c1
+            v[k] = v[k] * b2 + (gk * gk) * c2
+    else:
+        for k in range(n):
+            gk = g[k]
+            m[k] = m[k] + (gk - m[k]) * c1
+            v[k] = v[k] * b2 + (gk * gk) * c2
+    for k in range(n):
+        p[k] = p[k] - (m[k] / (np.sqrt(v[k]) / sbc2 + eps)) * step

@@ -147,21 +147,40 @@ class DirCache:
     ``rec_mask (B, H)`` or None, ``params`` the arrays used, by name.
 
     Time-major views for readers, made on first use: ``hs (T+1, B, H)``, ``cs
-    (T+1, B, H)``, ``acts (T, B, G*H)`` activated gates in the documented order.
+    (T+1, B, H)``, ``acts (T, B, G*H)`` activated gates in the documented order. The states
+    are kept in one of the two layouts, hT or hs, and the other is made from it when it is
+    first asked for; the LSTM's ``tanh_c`` likewise, from cT, when it was not kept (with
+    ``np.tanh``, the same bits).
     """
 
     def __init__(self, kind, x, params, hT, gT, cT=None, aux=None, mask=None,
-                 rec_mask=None, nonlinearity="tanh", reset_after=True, ids=None):
+                 rec_mask=None, nonlinearity="tanh", reset_after=True, ids=None, hs=None):
         self.kind, self.x, self.params, self.ids = kind, x, params, ids
-        self.hT, self.gT, self.cT = hT, gT, cT
+        self._hT, self._hs, self.gT, self.cT = hT, hs, gT, cT
         self.aux = {} if aux is None else aux
         self.mask, self.rec_mask = mask, rec_mask
         self.nonlinearity, self.reset_after = nonlinearity, reset_after
 
-    @cached_property
+    @property
+    def hT(self) -> np.ndarray:
+        """States (T+1, H, B), feature-major."""
+        if self._hT is None:
+            self._hT = _feature_major(self._hs, self._hs.dtype)
+        return self._hT
+
+    @property
     def hs(self) -> np.ndarray:
         """States (T+1, B, H), ``hs[0]`` the initial one."""
-        return _time_major(self.hT)
+        if self._hs is None:
+            self._hs = _time_major(self._hT)
+        return self._hs
+
+    @property
+    def tanh_c(self) -> np.ndarray:
+        """LSTM: tanh of the cells after each step, (T, H, B)."""
+        if "tanh_c" not in self.aux:
+            self.aux["tanh_c"] = np.tanh(self.cT[1:])
+        return self.aux["tanh_c"]
 
     @cached_property
     def cs(self) -> np.ndarray | None:
@@ -172,7 +191,7 @@ class DirCache:
     def acts(self) -> np.ndarray:
         """Activated gates (T, B, G*H) in the documented order (LSTM i, f, g, o)."""
         a = self.gT.transpose(0, 2, 1)
-        return _documented_cols(np.ascontiguousarray(a), _rot(self.kind, self.hT.shape[1]))
+        return _documented_cols(np.ascontiguousarray(a), _rot(self.kind, self.hs.shape[2]))
 
     @classmethod
     def from_time_major(cls, kind, x, hs, acts, params, cs=None, aux=None, mask=None,
@@ -187,8 +206,7 @@ class DirCache:
 
         dc = cls(kind, x, params, fm(hs), fm(a), None if cs is None else fm(cs),
                  {k: fm(v) for k, v in (aux or {}).items()}, mask, rec_mask, nonlinearity,
-                 reset_after)
-        dc.__dict__["hs"] = hs
+                 reset_after, hs=hs)
         if cs is not None:
             dc.__dict__["cs"] = cs
         return dc
@@ -252,8 +270,6 @@ def direction_forward(
             if b is not None:
                 P += WxT[:, D]
             np.copyto(gT, P.transpose(0, 2, 1))
-    hT = _empty((T + 1, H, B), dt)
-    hT[0] = h0.T
     m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
     rmT = None if rec_mask is None else np.ascontiguousarray(rec_mask.T)
     hm = np.empty((H, B), dtype=dt) if rmT is not None else None
@@ -263,34 +279,48 @@ def direction_forward(
         """The previous state as it enters the recurrent product (masked if dropout)."""
         return h if rmT is None else np.multiply(h, rmT, out=hm)
 
-    cache = DirCache(kind, x, params, hT, gT, mask=mask, rec_mask=rec_mask,
-                     nonlinearity=nonlinearity, reset_after=reset_after, ids=ids)
     if fast is not None:
         # the same operations, fused per step (rnnkit.compiled); bit-identical results.
-        # The kernels also write the time-major states hs.
+        # The kernels write the states time-major (hs) and keep only the last two
+        # feature-major ones, for the next product; without a mask the LSTM's tanh(c) is
+        # not kept either (its backward takes it again from c, the same bits).
         loop = fast.tanh_loop(dt)
         m2 = None if mask is None else mask[:, :, 0]  # (T, B)
         hs = _empty((T + 1, B, H), dt)
         hs[0] = h0
+        hbuf = np.empty((2, H, B), dtype=dt)
+        hbuf[0] = h0.T
         if rmT is not None:
-            np.multiply(hT[0], rmT, out=hm)
+            np.multiply(hbuf[0], rmT, out=hm)
+        cache = DirCache(kind, x, params, None, gT, mask=mask, rec_mask=rec_mask,
+                         nonlinearity=nonlinearity, reset_after=reset_after, ids=ids, hs=hs)
         if kind == "lstm":
             cT = _empty((T + 1, H, B), dt)
             cT[0] = c0.T
-            tanh_c = _empty((T, H, B), dt)
+            tanh_c = None if mask is None else _empty((T, H, B), dt)
+            tc = np.empty((H, B), dtype=dt)
             for t in range(T):
-                np.matmul(WhT, hT[t] if rmT is None else hm, out=rec)
-                fast.lstm_forward_step(loop, gT, rec, Wb, ids, cT, tanh_c, hT, hs, t, m2,
+                hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
+                np.matmul(WhT, hp if rmT is None else hm, out=rec)
+                fast.lstm_forward_step(loop, gT, rec, Wb, ids, cT,
+                                       tc if tanh_c is None else tanh_c[t], hp, h, hs, t, m2,
                                        rmT, hm)
             cache.cT = cT
-            cache.aux["tanh_c"] = tanh_c
+            if tanh_c is not None:
+                cache.aux["tanh_c"] = tanh_c
         else:
             relu = nonlinearity == "relu"
             for t in range(T):
-                np.matmul(WhT, hT[t] if rmT is None else hm, out=rec)
-                fast.rnn_forward_step(loop, gT, rec, Wb, ids, hT, hs, t, relu, m2, rmT, hm)
-        cache.__dict__["hs"] = hs
-    elif kind == "rnn":
+                hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
+                np.matmul(WhT, hp if rmT is None else hm, out=rec)
+                fast.rnn_forward_step(loop, gT, rec, Wb, ids, hp, h, hs, t, relu, m2, rmT, hm)
+        return cache
+
+    hT = _empty((T + 1, H, B), dt)
+    hT[0] = h0.T
+    cache = DirCache(kind, x, params, hT, gT, mask=mask, rec_mask=rec_mask,
+                     nonlinearity=nonlinearity, reset_after=reset_after, ids=ids)
+    if kind == "rnn":
         relu = nonlinearity == "relu"
         for t in range(T):
             g = gT[t]
@@ -421,13 +451,16 @@ def direction_backward(
         m2 = None if mask is None else mask[:, :, 0]  # (T, B)
         keep = None if m is None else np.empty((H, B), dtype=dt)
         d = Kbuf[0]
+        loop = fast.tanh_loop(dt)
+        tc = np.empty((H, B), dtype=dt)  # tanh(c) of a step, when the cache has none
         if kind == "lstm":
             dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
                 dc_last.T, dtype=dt, order="C")
             keep_c = None if m is None else np.empty((H, B), dtype=dt)
             for t in range(T - 1, -1, -1):
-                fast.lstm_backward_step(t, gT, cache.cT, cache.aux["tanh_c"], dhs, m2, rmT,
-                                        dh, dc, keep, keep_c, d, dG, small, t < T - 1)
+                fast.lstm_backward_step(loop, t, gT, cache.cT, cache.aux.get("tanh_c"), tc,
+                                        dhs, m2, rmT, dh, dc, keep, keep_c, d, dG, small,
+                                        t < T - 1)
                 np.matmul(Wh, d, out=dh)
         else:
             relu = cache.nonlinearity == "relu"
@@ -467,7 +500,7 @@ def direction_backward(
                     dh += keep
             steps[t0:t1] = K  # the chunk's step gradients, one copy
     elif kind == "lstm":
-        cT, tanh_c = cache.cT, cache.aux["tanh_c"]
+        cT, tanh_c = cache.cT, cache.tanh_c
         dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(dc_last.T, dtype=dt,
                                                                           order="C")
         E = _empty((T, H, B), dt)  # o * (1 - tanh(c)^2): dc += dh * E

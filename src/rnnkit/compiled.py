@@ -156,6 +156,7 @@ class _Kernels:
         self.lstm_forward_step = module.lstm_forward_step
         self.lstm_backward_step = module.lstm_backward_step
         self.apply_loop = module.apply_loop
+        self.adam_update = module.adam_update
         self._tanh = tanh
 
     def tanh_loop(self, dtype) -> tuple:

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from . import compiled as _compiled
 from ._checks import shape_str
 
 
@@ -209,6 +210,7 @@ class Adam(Optimizer):
     """
 
     slots = ("m", "v")
+    _l2 = True  # weight decay added to the gradient (AdamW: applied to the parameters)
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
@@ -224,8 +226,20 @@ class Adam(Optimizer):
 
     def _update(self, p, g, s):
         b1, b2 = self.betas
-        g = self._decay(p, g)
         m, v = s["m"], s["v"]
+        fast = _compiled.kernels()
+        if fast is not None and all(a.flags.c_contiguous for a in (p, g, m, v)):
+            # one fused pass (rnnkit.compiled), the operations and bits of the code below
+            l2 = self.weight_decay if self._l2 else 0.0
+            if not self._l2:
+                g = self._decay(p, g)
+            t = p.dtype.type
+            fast.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                             t(l2), t(1 - b1), t(b2), t(1 - b2),
+                             t(math.sqrt(1 - b2**self.t)), t(self.eps),
+                             t(self.lr / (1 - b1**self.t)))
+            return
+        g = self._decay(p, g)
         tmp = self._scratch.get(id(p))
         if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
             tmp = self._scratch[id(p)] = np.empty_like(p)
@@ -253,6 +267,8 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (torch.optim.AdamW): ``p *= 1 - lr*wd`` first."""
+
+    _l2 = False
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(params, lr, betas, eps, weight_decay)
