@@ -20,6 +20,7 @@ from numba.extending import intrinsic
 
 # error_model="numpy": division by zero gives inf/nan as in numpy (and lets loops vectorise)
 jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+_L1_BYTES = 32768  # a (H, B) block up to this size is transposed in one sweep
 
 
 @intrinsic
@@ -217,10 +218,7 @@ def _state_out(h, hp, hs, t, m, rmT, hm):
     H, B = h.shape
     if m is not None:
         _keep_masked(h, hp, m[t])
-    out = hs[t + 1]
-    for b in range(B):
-        for j in range(H):
-            out[b, j] = h[j, b]
+    _transpose_into(hs[t + 1], h)
     if rmT is not None:
         _mul(h, rmT, hm)
 
@@ -306,9 +304,30 @@ def _store(d, dG, t, small):
 def _add_transposed(a, d):
     """``a += d.T``: a (H, B), d (B, H) (the feature-major copy the numpy code makes)."""
     H, B = a.shape
-    for b in range(B):
-        for j in range(H):
-            a[j, b] += d[b, j]
+    if a.nbytes <= _L1_BYTES:
+        for b in range(B):
+            for j in range(H):
+                a[j, b] += d[b, j]
+    else:  # in blocks of rows, so that the strided side stays in the first-level cache
+        for j0 in range(0, H, 32):
+            for b in range(B):
+                for j in range(j0, min(j0 + 32, H)):
+                    a[j, b] += d[b, j]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _transpose_into(out, h):
+    """``out[...] = h.T``: out (B, H), h (H, B)."""
+    H, B = h.shape
+    if h.nbytes <= _L1_BYTES:
+        for b in range(B):
+            for j in range(H):
+                out[b, j] = h[j, b]
+    else:  # in blocks of rows, so that the strided side stays in the first-level cache
+        for j0 in range(0, H, 32):
+            for b in range(B):
+                for j in range(j0, min(j0 + 32, H)):
+                    out[b, j] = h[j, b]
 
 
 # --------------------------------------------------------------------------- adam

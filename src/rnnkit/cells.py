@@ -416,11 +416,10 @@ def direction_backward(
     holds ``W_x, W_h`` and, when present, ``b, b_hn``.
     """
     kind, p, mask, rm = cache.kind, cache.params, cache.mask, cache.rec_mask
-    x, hT, gT = cache.x, cache.hT, cache.gT
+    x, gT = cache.x, cache.gT
     T, GH, B = gT.shape
-    D = p["W_x"].shape[0]
-    H = hT.shape[1]
-    dt = hT.dtype
+    D, H = p["W_x"].shape[0], p["W_h"].shape[0]
+    dt = gT.dtype
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
     dh = np.zeros((H, B), dtype=dt) if dh_last is None else np.array(dh_last.T, dtype=dt,
@@ -546,7 +545,7 @@ def direction_backward(
                     dc += keep_c
             steps[t0:t1] = K  # the chunk's step gradients, one copy
     else:  # gru
-        hn = cache.aux["hn"]
+        hn, hT = cache.aux["hn"], cache.hT
         reset_after = cache.reset_after
         dnr = _empty((H, T, B), dt) if reset_after else None  # recurrent n block: dn * r
         Gbuf = np.empty((min(chunk, T), GH, B), dtype=dt)  # reset after: [dr; dz; dn * r]
@@ -654,10 +653,12 @@ def direction_backward(
 class Stepper:
     """Inference one step at a time (generation), with the weights prepared once.
 
-    The same equations as :func:`direction_forward` for one step, written batch-major
-    (rows are examples: at batch 1 the products are vector-matrix products) and with no
-    cache. It takes a snapshot of the weights when it is made: make a new one after the
-    parameters change.
+    The same equations as :func:`direction_forward` for one step, with no cache. It takes a
+    snapshot of the weights when it is made: make a new one after the parameters change.
+    RNN and LSTM layers run feature-major with one product per layer: the gates are
+    ``[W_x; W_h]^T @ [x; h]`` (GH, B), a matrix-vector product at batch 1 that reads each
+    weight once (the first layer's one-hot input is a look-up instead); the GRU, whose
+    ``n`` gate keeps the input and recurrent parts apart, runs batch-major.
 
     layers: one params dict per stacked layer (``W_x (D_k, G*H)``, ``W_h``, ``b``,
     ``b_hn`` as in :func:`direction_forward`).
@@ -672,20 +673,31 @@ class Stepper:
         self.H, self.num_layers = H, len(layers)
         rot, S = _rot(kind, H), _n_sigmoid(kind, H)
         self.S = S
-        self.Wx, self.Wh, self.b, self.b_hn = [], [], [], []
+        self.dtype = layers[0]["W_h"].dtype
+        self.b, self.b_hn = [], []
         for p in layers:
-            self.Wx.append(np.ascontiguousarray(_inside_rows(p["W_x"], rot, S).T))  # (D, GH)
-            self.Wh.append(np.ascontiguousarray(_inside_rows(p["W_h"], rot, S).T))  # (H, GH)
             b = p.get("b")
             self.b.append(None if b is None else _inside_rows(b[None, :], rot, S)[:, 0])
             b_hn = p.get("b_hn")
             self.b_hn.append(None if b_hn is None else np.array(b_hn))
-        self.dtype = self.Wh[0].dtype
-        # rows of the first layer's W_x with its bias added: the input part for one-hot x
-        self.Wxb0 = self.Wx[0] if self.b[0] is None else self.Wx[0] + self.b[0]
-        if kind == "gru" and not reset_after:
-            self.Wh_rz = [np.ascontiguousarray(W[:, :S]) for W in self.Wh]
-            self.Wh_n = [np.ascontiguousarray(W[:, S:]) for W in self.Wh]
+        # rows of the first layer's W_x (D, GH) with its bias added: one-hot inputs
+        Wx0 = _inside_rows(layers[0]["W_x"], rot, S).T
+        self.Wxb0 = np.ascontiguousarray(Wx0 if self.b[0] is None else Wx0 + self.b[0])
+        if kind == "gru":
+            self.Wx = [np.ascontiguousarray(_inside_rows(p["W_x"], rot, S).T)
+                       for p in layers]  # (D, GH)
+            self.Wh = [np.ascontiguousarray(_inside_rows(p["W_h"], rot, S).T)
+                       for p in layers]  # (H, GH)
+            if not reset_after:
+                self.Wh_rz = [np.ascontiguousarray(W[:, :S]) for W in self.Wh]
+                self.Wh_n = [np.ascontiguousarray(W[:, S:]) for W in self.Wh]
+        else:
+            # [W_x; W_h]^T (GH, D_k + H) per layer, and the first layer's W_h^T (GH, H)
+            self.Wc = [_inside_rows(np.concatenate([p["W_x"], p["W_h"]]), rot, S)
+                       for p in layers]
+            self.D = [p["W_x"].shape[0] for p in layers]
+            self.WhT0 = np.ascontiguousarray(self.Wc[0][:, self.D[0]:])
+            self.bT = [None if b is None else b[:, None] for b in self.b]
 
     def step(self, x, h, c=None, ids=None):
         """One step of every layer.
@@ -697,6 +709,9 @@ class Stepper:
         B = h.shape[1]
         h_new = np.empty((self.num_layers, B, self.H), dtype=self.dtype)
         c_new = np.empty_like(h_new) if self.kind == "lstm" else None
+        if self.kind != "gru":
+            self._step_combined(x, h, c, ids, h_new, c_new)
+            return h_new, c_new
         for k in range(self.num_layers):
             if k == 0 and ids is not None:
                 # the rows of the ids (a view for batch 1)
@@ -709,50 +724,64 @@ class Stepper:
                         None if c_new is None else c_new[k])
         return h_new, c_new
 
-    def _layer(self, k, xin, h_prev, c_prev, h_out, c_out):
-        """One layer: xin (B, GH) the input part incl. bias; writes h_out, c_out."""
-        H, S = self.H, self.S
-        if self.kind == "gru":
-            a = xin if xin.base is None else xin.copy()  # written to below
-        else:
-            a = np.matmul(h_prev, self.Wh[k])
-            a += xin
-        if self.kind == "rnn":
-            if self.relu:
-                np.maximum(a, 0, out=h_out)
+    def _step_combined(self, x, h, c, ids, h_new, c_new):
+        """RNN / LSTM: per layer the gates a = [W_x; W_h]^T @ [x; h] (+ b), (GH, B)."""
+        H, S, B = self.H, self.S, h.shape[1]
+        for k in range(self.num_layers):
+            if k == 0 and ids is not None:
+                a = np.matmul(self.WhT0, h[0].T)
+                a += self.Wxb0[ids].T
             else:
-                np.tanh(a, out=h_out)
-        elif self.kind == "lstm":
+                D = self.D[k]
+                z = np.empty((D + H, B), dtype=self.dtype)
+                z[:D] = (x if k == 0 else h_new[k - 1]).T
+                z[D:] = h[k].T
+                a = np.matmul(self.Wc[k], z)
+                if self.bT[k] is not None:
+                    a += self.bT[k]
+            out = h_new[k].T  # (H, B) view
+            if self.kind == "rnn":
+                if self.relu:
+                    np.maximum(a, 0, out=out)
+                else:
+                    np.tanh(a, out=out)
+                continue
             np.tanh(a, out=a)  # sigmoid rows pre-scaled by 1/2
-            s = a[:, :S]
+            s = a[:S]
             s *= 0.5
             s += 0.5
-            o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : S], a[:, S:]
-            np.multiply(f, c_prev, out=c_out)
+            o, i, f, g = a[:H], a[H : 2 * H], a[2 * H : S], a[S:]
+            cn = c_new[k].T
+            np.multiply(f, c[k].T, out=cn)
             i *= g
-            c_out += i
-            np.tanh(c_out, out=h_out)
-            h_out *= o
-        else:  # gru
-            rz, n = a[:, :S], a[:, S:]
-            if self.reset_after:
-                rec = np.matmul(h_prev, self.Wh[k])
-                rz += rec[:, :S]
-                hn = rec[:, S:]
-                if self.b_hn[k] is not None:
-                    hn += self.b_hn[k]
-            else:
-                rz += np.matmul(h_prev, self.Wh_rz[k])
-            np.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
-            r, z = a[:, :H], a[:, H:S]
-            if self.reset_after:
-                hn *= r
-                n += hn
-            else:
-                n += np.matmul(r * h_prev, self.Wh_n[k])
-            np.tanh(n, out=n)
-            np.subtract(h_prev, n, out=h_out)
-            h_out *= z
-            h_out += n
+            cn += i
+            np.tanh(cn, out=out)
+            out *= o
+
+    def _layer(self, k, xin, h_prev, c_prev, h_out, c_out):
+        """One GRU layer: xin (B, GH) the input part incl. bias; writes h_out (c_prev,
+        c_out unused)."""
+        H, S = self.H, self.S
+        a = xin if xin.base is None else xin.copy()  # written to below
+        rz, n = a[:, :S], a[:, S:]
+        if self.reset_after:
+            rec = np.matmul(h_prev, self.Wh[k])
+            rz += rec[:, :S]
+            hn = rec[:, S:]
+            if self.b_hn[k] is not None:
+                hn += self.b_hn[k]
+        else:
+            rz += np.matmul(h_prev, self.Wh_rz[k])
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        r, z = a[:, :H], a[:, H:S]
+        if self.reset_after:
+            hn *= r
+            n += hn
+        else:
+            n += np.matmul(r * h_prev, self.Wh_n[k])
+        np.tanh(n, out=n)
+        np.subtract(h_prev, n, out=h_out)
+        h_out *= z
+        h_out += n
