@@ -73,7 +73,8 @@ def test_numpy_tanh_loop_reproduces_np_tanh(dtype):
 
 DIRECTION_CASES = [
     (kind, relu, dtype, B, mask, rec, one_hot)
-    for kind, relu in [("rnn", False), ("rnn", True), ("lstm", False)]
+    for kind, relu in [("rnn", False), ("rnn", True), ("lstm", False), ("gru", True),
+                       ("gru", False)]  # GRU: relu stands for reset_after
     for dtype in (np.float32, np.float64)
     for B in (1, 3, 8, 32)  # below 8 the engine keeps a step's gradients time-major
     for mask in (False, True)
@@ -90,6 +91,9 @@ def test_direction_forward_backward_identical(kind, relu, dtype, B, mask, rec, o
     p = {"W_x": rng.uniform(-0.5, 0.5, (D, G * H)).astype(dtype),
          "W_h": rng.uniform(-0.5, 0.5, (H, G * H)).astype(dtype),
          "b": rng.uniform(-0.5, 0.5, G * H).astype(dtype)}
+    gru = kind == "gru"
+    if gru and relu:
+        p["b_hn"] = rng.uniform(-0.5, 0.5, H).astype(dtype)
     ids = rng.integers(0, D, (T, B))
     x = None if one_hot else rng.standard_normal((T, B, D)).astype(dtype)
     h0, c0 = (rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
@@ -101,10 +105,12 @@ def test_direction_forward_backward_identical(kind, relu, dtype, B, mask, rec, o
 
     def run():
         c = cells.direction_forward(kind, p, x, h0, c0 if lstm else None, m,
-                                    "relu" if relu else "tanh", rec_mask=rm,
+                                    "relu" if relu and not gru else "tanh",
+                                    reset_after=relu, rec_mask=rm,
                                     ids=ids if one_hot else None)
         r = cells.direction_backward(c, dhs, dh_last, dc_last if lstm else None)
-        return [c.hs, c.hT, c.gT, c.acts] + ([c.cT, c.cs, c.tanh_c] if lstm else []) + [r]
+        return ([c.hs, c.hT, c.gT, c.acts] + ([c.cT, c.cs, c.tanh_c] if lstm else [])
+                + ([c.aux["hn"]] if gru else []) + [r])
 
     assert_same_bits(*both(run))
 
@@ -137,7 +143,7 @@ def test_one_hot_ids_equal_the_one_hot_product():
 LAYER_CASES = [
     (cls, kw, bidi, layers, lengths)
     for cls, kw in [(rnnkit.RNN, {}), (rnnkit.RNN, {"nonlinearity": "relu"}),
-                    (rnnkit.LSTM, {}), (rnnkit.GRU, {})]
+                    (rnnkit.LSTM, {}), (rnnkit.GRU, {}), (rnnkit.GRU, {"reset_after": False})]
     for bidi in (False, True)
     for layers in (1, 2)
     for lengths in (False, True)

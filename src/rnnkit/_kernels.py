@@ -192,6 +192,158 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
     _store(d, dG, t, small)
 
 
+# --------------------------------------------------------------------------- gru
+@jit
+def gru_forward_step(loop, gT, rec, Wb, ids, hn, b_hn, hp, h, hs, t, reset_after, m, rmT,
+                     hm):
+    """Step t (gates r, z, n; the sigmoid rows pre-scaled by 1/2). One-hot inputs first:
+    ``g = Wb[:, ids[t]]``. Reset after: ``rz += rec[:S]``, ``hn[t] = rec[S:] (+ b_hn)``,
+    ``tanh(rz)``, ``rz *= 0.5``, ``rz += 0.5``, ``n += r * hn[t]``; reset before (rec holds
+    only the r, z rows): the same for rz, then ``hn[t] = r * h_in`` (h_in = hp, or hm
+    with recurrent dropout) and the caller forms ``rec[S:] = W_hn^T @ hn[t]`` before
+    :func:`gru_forward_finish`. Reset after finishes here."""
+    GH, B = rec.shape
+    H = GH // 3
+    n = H * B
+    S = 2 * n
+    g, r1 = gT[t].reshape(3 * n), rec.reshape(3 * n)
+    if ids is not None:
+        _gather(gT[t], Wb, ids, t)
+    for k in range(S):
+        g[k] += r1[k]
+    hn1 = hn[t].reshape(n)
+    if reset_after:
+        if b_hn is None:
+            for k in range(n):
+                hn1[k] = r1[S + k]
+        else:
+            bh = b_hn.reshape(H)
+            for j in range(H):
+                for b in range(B):
+                    hn1[j * B + b] = r1[S + j * B + b] + bh[j]
+    _apply(loop, g, g, S)
+    half = g.dtype.type(0.5)
+    for k in range(S):
+        g[k] = g[k] * half + half
+    if reset_after:
+        for k in range(n):
+            g[S + k] += g[k] * hn1[k]
+        gru_forward_finish(loop, gT, rec, hp, h, hs, t, False, m, rmT, hm)
+    else:
+        hin = hp.reshape(n) if rmT is None else hm.reshape(n)
+        for k in range(n):
+            hn1[k] = g[k] * hin[k]
+
+
+@jit
+def gru_forward_finish(loop, gT, rec, hp, h, hs, t, add_rec, m, rmT, hm):
+    """The end of step t: (reset before: ``n += rec[S:]``); ``tanh(n)``;
+    ``h = ((h_prev - n) * z) + n``; where m is False ``h = h_prev``; h to ``hs[t+1]``;
+    with recurrent dropout ``hm = h * rmT``."""
+    GH, B = rec.shape
+    H = GH // 3
+    n = H * B
+    S = 2 * n
+    g = gT[t].reshape(3 * n)
+    if add_rec:
+        r1 = rec.reshape(3 * n)
+        for k in range(n):
+            g[S + k] += r1[S + k]
+    _apply(loop, gT[t][2 * H:], gT[t][2 * H:], n)
+    hp1, h1 = hp.reshape(n), h.reshape(n)
+    for k in range(n):
+        nk = g[S + k]
+        h1[k] = (hp1[k] - nk) * g[n + k] + nk
+    _state_out(h, hp, hs, t, m, rmT, hm)
+
+
+@jit
+def gru_backward_step(t, gT, hn, hs, hp, dhs, m, rmT, dh, drec, keep, d, gh, dG, dnr, small,
+                      pending):
+    """Step t backward, the numpy code's operations: if pending, first the end of step t+1
+    after its product (reset after: ``drec *= rmT``, ``dh += drec``; ``dh += keep``).
+    Then ``keep = where(m, 0, dh)``, ``dh += dhs[t]``, ``dh *= m``; with w = 1 - z,
+    ``dz = (((h_prev - n) * z) * w) * dh``, ``dn = ((1 - n*n) * w) * dh``; reset after:
+    ``dr = (((1 - r) * r) * hn) * dn``, ``gh = [dr; dz; dn * r]`` (the caller forms
+    ``drec = W_h @ gh``; dn * r also goes to dnr (H, T, B)) and ``dh *= z``; reset before:
+    dr waits for :func:`gru_backward_reset_before`. d [dr; dz; dn] goes to dG. hp (H, B)
+    receives h_prev from hs[t]. ``dnr`` is None in the reset-before form."""
+    H, B = dh.shape
+    n = H * B
+    S = 2 * n
+    if pending and dnr is not None:
+        if rmT is not None:
+            _mul(drec, rmT, drec)
+        _add(dh, drec)
+    if pending and m is not None:
+        _add(dh, keep)
+    if m is not None:
+        _keep_where_masked(keep, dh, m[t])
+    if dhs is not None:
+        _add_transposed(dh, dhs[t])
+    if m is not None:
+        _mul_mask(dh, m[t])
+    _transpose_into(hp, hs[t])
+    g, x, hp1, d1 = gT[t].reshape(3 * n), dh.reshape(n), hp.reshape(n), d.reshape(3 * n)
+    one = g.dtype.type(1)
+    for k in range(n):
+        z = g[n + k]
+        nk = g[S + k]
+        w = one - z
+        xk = x[k]
+        d1[n + k] = (((hp1[k] - nk) * z) * w) * xk
+        d1[S + k] = ((one - nk * nk) * w) * xk
+    if dnr is not None:  # reset after
+        hn1, gh1 = hn[t].reshape(n), gh.reshape(3 * n)
+        for k in range(n):
+            r = g[k]
+            dn = d1[S + k]
+            d1[k] = (((one - r) * r) * hn1[k]) * dn
+            gh1[k] = d1[k]
+            gh1[n + k] = d1[n + k]
+            gh1[S + k] = dn * r
+            x[k] = x[k] * g[n + k]
+        _store(d, dG, t, small)
+        _store(gh[2 * H:], dnr, t, False)
+
+
+@jit
+def gru_backward_reset_before(t, gT, hp, rmT, dh, drh, d, dG, small):
+    """Reset before, after the caller formed ``drh = W_hn @ dn``: ``dr = K_r * drh`` with
+    ``K_r = (((1 - r) * r) * h_prev) (* rmT)``, ``dh *= z``, ``drh *= r``; d to dG (the
+    caller then forms ``drec = W_hrz @ [dr; dz]`` and :func:`gru_backward_finish`)."""
+    H, B = dh.shape
+    n = H * B
+    g, hp1, x, r1, d1 = (gT[t].reshape(3 * n), hp.reshape(n), dh.reshape(n), drh.reshape(n),
+                         d.reshape(3 * n))
+    one = g.dtype.type(1)
+    if rmT is None:
+        for k in range(n):
+            r = g[k]
+            d1[k] = (((one - r) * r) * hp1[k]) * r1[k]
+    else:
+        rm = rmT.reshape(n)
+        for k in range(n):
+            r = g[k]
+            d1[k] = ((((one - r) * r) * hp1[k]) * rm[k]) * r1[k]
+    for k in range(n):
+        x[k] = x[k] * g[n + k]
+        r1[k] = r1[k] * g[k]
+    _store(d, dG, t, small)
+
+
+@jit
+def gru_backward_finish(dh, drh, drec, rmT, m, keep):
+    """Reset before, the end of a step after its second product: ``drh += drec``,
+    ``drh *= rmT``, ``dh += drh``, ``dh += keep``."""
+    _add(drh, drec)
+    if rmT is not None:
+        _mul(drh, rmT, drh)
+    _add(dh, drh)
+    if m is not None:
+        _add(dh, keep)
+
+
 # --------------------------------------------------------------------------- helpers
 @numba.njit(cache=True, nogil=True, inline="always")
 def _input_plus(g, rec, Wb, ids, t):
@@ -209,6 +361,26 @@ def _input_plus(g, rec, Wb, ids, t):
             w = Wb[j]
             for b in range(B):
                 g[j, b] = w[it[b]] + rec[j, b]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _gather(g, Wb, ids, t):
+    """``g = Wb[:, ids[t]]`` (GH, B): the input projection of one-hot inputs."""
+    GH, B = g.shape
+    it = ids[t]
+    for j in range(GH):
+        w = Wb[j]
+        for b in range(B):
+            g[j, b] = w[it[b]]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add(a, w):
+    """``a += w`` for C-contiguous arrays of one shape."""
+    n = a.size
+    a1, w1 = a.reshape(n), w.reshape(n)
+    for k in range(n):
+        a1[k] += w1[k]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

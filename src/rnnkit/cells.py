@@ -244,8 +244,6 @@ def direction_forward(
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     WhT = _inside_rows(W_h, rot, S)  # (GH, H)
     fast = _compiled.kernels()
-    if fast is not None and kind == "gru":
-        fast = None  # no compiled GRU kernels yet
     # input projections of all steps, (T, GH, B); they become the activated gates in place
     gT = _empty((T, GH, B), dt)
     Wb = None
@@ -308,12 +306,28 @@ def direction_forward(
             cache.cT = cT
             if tanh_c is not None:
                 cache.aux["tanh_c"] = tanh_c
-        else:
+        elif kind == "rnn":
             relu = nonlinearity == "relu"
             for t in range(T):
                 hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
                 np.matmul(WhT, hp if rmT is None else hm, out=rec)
                 fast.rnn_forward_step(loop, gT, rec, Wb, ids, hp, h, hs, t, relu, m2, rmT, hm)
+        else:  # gru
+            hn = _empty((T, H, B), dt)  # reset after: W_hn^T h + b_hn; before: r * h_in
+            b_hn = params.get("b_hn") if reset_after else None
+            for t in range(T):
+                hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
+                hin = hp if rmT is None else hm
+                if reset_after:
+                    np.matmul(WhT, hin, out=rec)
+                else:
+                    np.matmul(WhT[:S], hin, out=rec[:S])
+                fast.gru_forward_step(loop, gT, rec, Wb, ids, hn, b_hn, hp, h, hs, t,
+                                      reset_after, m2, rmT, hm)
+                if not reset_after:
+                    np.matmul(WhT[S:], hn[t], out=rec[S:])
+                    fast.gru_forward_finish(loop, gT, rec, hp, h, hs, t, True, m2, rmT, hm)
+            cache.aux["hn"] = hn
         return cache
 
     hT = _empty((T + 1, H, B), dt)
@@ -401,6 +415,23 @@ def direction_forward(
 
 
 # --------------------------------------------------------------------------- backward
+def _finish_step(dh, rmT, keep, dc=None, keep_c=None, drec=None):
+    """The numpy code's end of the last backward step after its product, for the compiled
+    path (whose kernels do it at the start of the next step): RNN / LSTM ``dh *= rmT``,
+    GRU (reset after) ``drec *= rmT``, ``dh += drec``; then ``dh += keep`` (LSTM also
+    ``dc += keep_c``)."""
+    if drec is not None:
+        if rmT is not None:
+            drec *= rmT
+        dh += drec
+    elif rmT is not None:
+        dh *= rmT
+    if keep is not None:
+        dh += keep
+        if keep_c is not None:
+            dc += keep_c
+
+
 def direction_backward(
     cache: DirCache,
     dhs: np.ndarray | None,
@@ -424,7 +455,7 @@ def direction_backward(
     Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
     dh = np.zeros((H, B), dtype=dt) if dh_last is None else np.array(dh_last.T, dtype=dt,
                                                                       order="C")
-    fast = _compiled.kernels() if kind != "gru" else None
+    fast = _compiled.kernels()
     if dhs is not None:
         dhs = np.asarray(dhs, dtype=dt)
     dhsT = None if dhs is None or fast is not None else _feature_major(dhs, dt)
@@ -461,18 +492,37 @@ def direction_backward(
                                         dhs, m2, rmT, dh, dc, keep, keep_c, d, dG, small,
                                         t < T - 1)
                 np.matmul(Wh, d, out=dh)
-        else:
+            _finish_step(dh, rmT, keep, dc, keep_c)
+        elif kind == "rnn":
             relu = cache.nonlinearity == "relu"
             for t in range(T - 1, -1, -1):
                 fast.rnn_backward_step(t, gT, dhs, relu, m2, rmT, dh, keep, d, dG, small,
                                        t < T - 1)
                 np.matmul(Wh, d, out=dh)
-        if rmT is not None:
-            dh *= rmT
-        if keep is not None:
-            dh += keep
-            if keep_c is not None:
-                dc += keep_c
+            _finish_step(dh, rmT, keep)
+        else:  # gru
+            reset_after = cache.reset_after
+            hn, hs = cache.aux["hn"], cache.hs
+            hp = np.empty((H, B), dtype=dt)  # h_prev of a step, from hs
+            drec = np.empty((H, B), dtype=dt)
+            gh = np.empty((GH, B), dtype=dt)  # reset after: [dr; dz; dn * r]
+            dnr = _empty((H, T, B), dt) if reset_after else None
+            if reset_after:
+                for t in range(T - 1, -1, -1):
+                    fast.gru_backward_step(t, gT, hn, hs, hp, dhs, m2, rmT, dh, drec, keep,
+                                           d, gh, dG, dnr, small, t < T - 1)
+                    np.matmul(Wh, gh, out=drec)
+                _finish_step(dh, rmT, keep, drec=drec)
+            else:
+                W_hrz, W_hn = np.ascontiguousarray(Wh[:, :S]), np.ascontiguousarray(Wh[:, S:])
+                drh = np.empty((H, B), dtype=dt)
+                for t in range(T - 1, -1, -1):
+                    fast.gru_backward_step(t, gT, hn, hs, hp, dhs, m2, rmT, dh, drec, keep,
+                                           d, gh, dG, None, small, False)
+                    np.matmul(W_hn, d[S:], out=drh)
+                    fast.gru_backward_reset_before(t, gT, hp, rmT, dh, drh, d, dG, small)
+                    np.matmul(W_hrz, d[:S], out=drec)
+                    fast.gru_backward_finish(dh, drh, drec, rmT, m2, keep)
     elif kind == "rnn":
         relu = cache.nonlinearity == "relu"
         for t1 in range(T, 0, -chunk):

@@ -155,6 +155,11 @@ class _Kernels:
         self.rnn_backward_step = module.rnn_backward_step
         self.lstm_forward_step = module.lstm_forward_step
         self.lstm_backward_step = module.lstm_backward_step
+        self.gru_forward_step = module.gru_forward_step
+        self.gru_forward_finish = module.gru_forward_finish
+        self.gru_backward_step = module.gru_backward_step
+        self.gru_backward_reset_before = module.gru_backward_reset_before
+        self.gru_backward_finish = module.gru_backward_finish
         self.apply_loop = module.apply_loop
         self.adam_update = module.adam_update
         self._tanh = tanh
