@@ -238,6 +238,18 @@ def describe_blas(info: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def engine_line() -> str:
+    """Which engine rnnkit runs: its compiled kernels (numba) or the numpy code."""
+    import rnnkit.compiled
+
+    if rnnkit.compiled.enabled():
+        import numba
+
+        return (f"compiled kernels (rnnkit.compiled, numba {numba.__version__}); the numpy "
+                "engine timed alongside")
+    return f"numpy ({rnnkit.compiled.unavailable_reason() or 'compiled kernels disabled'})"
+
+
 def set_numpy_threads(n: int) -> None:
     """Limit numpy's BLAS (only the libraries loaded so far: call before importing torch)."""
     try:
@@ -256,33 +268,7 @@ def torch_threads_line(torch) -> str:
     return "; ".join(ln for ln in lines if any(k in ln for k in keep))
 
 
-# --------------------------------------------------------------------------- numpy loss
-# A per-step output layer and loss written with plain numpy, used by profile_lstm.py to
-# split an LSTM step into its parts (bench.py's own training step uses the library's
-# LanguageModel, output layer and loss).
-def output_loss_numpy(hs: np.ndarray, W_y: np.ndarray, b_y: np.ndarray, targets: np.ndarray):
-    """Per-step linear output layer + softmax cross-entropy summed over all targets.
-
-    hs (N, H) hidden states, W_y (H, V), b_y (V,), targets (N,) ints.
-    Returns loss (float), dhs (N, H), dW_y (H, V), db_y (V,).
-    """
-    N = hs.shape[0]
-    rows = np.arange(N)
-    z = hs @ W_y  # (N, V) logits
-    z += b_y
-    z -= z.max(axis=1, keepdims=True)
-    picked = z[rows, targets]  # shifted logits of the targets, (N,)
-    np.exp(z, out=z)
-    sums = z.sum(axis=1, keepdims=True)  # (N, 1)
-    loss = float(np.log(sums).sum() - picked.sum(dtype=np.float64))
-    z /= sums  # probabilities; the gradient of the loss w.r.t. the logits is p - onehot
-    z[rows, targets] -= 1
-    dW_y = hs.T @ z
-    db_y = z.sum(axis=0)
-    dhs = z @ W_y.T
-    return loss, dhs, dW_y, db_y
-
-
+# --------------------------------------------------------------------------- sampling
 def softmax_numpy(logits: np.ndarray) -> np.ndarray:
     """logits (V,) -> probabilities (V,)."""
     e = np.exp(logits - logits.max())
@@ -297,25 +283,6 @@ def sample_numpy(p: np.ndarray, rng: np.random.Generator) -> int:
 
 
 # --------------------------------------------------------------------------- models
-def make_layer(kind: str, layers: int, hidden: int, rng: np.random.Generator):
-    """An rnnkit layer with non-zero biases (so that bias handling is checked too)."""
-    import rnnkit
-
-    cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[kind]
-    layer = cls(V, hidden, num_layers=layers, dtype=np.float32, rng=rng)
-    for name, p in layer.params.items():
-        if name.endswith(".b") or name.endswith(".b_hn"):
-            p[...] = rng.uniform(-0.1, 0.1, p.shape).astype(np.float32)
-    return layer
-
-
-def make_output(hidden: int, rng: np.random.Generator):
-    k = 1.0 / np.sqrt(hidden)
-    W_y = rng.uniform(-k, k, (hidden, V)).astype(np.float32)
-    b_y = rng.uniform(-k, k, V).astype(np.float32)
-    return W_y, b_y
-
-
 def torch_linear(torch, W_y: np.ndarray, b_y: np.ndarray):
     lin = torch.nn.Linear(W_y.shape[0], V)
     with torch.no_grad():
@@ -355,6 +322,7 @@ def rnnkit_train_step(model, batch: dict) -> Callable:
         opt.step(grads)
         return stats, grads
 
+    step.opt = opt
     return step
 
 
@@ -417,8 +385,11 @@ class MismatchError(RuntimeError):
 
 # --------------------------------------------------------------------------- train
 def build_train(cfg: TrainConfig, torch, seed: int, adam: str):
-    """Return (rnnkit_step, torch_step), after checking that they compute the same thing:
-    one step each from the same weights gives the same loss, gradients and parameters."""
+    """Return (rnnkit_step, torch_step) and, when rnnkit's compiled kernels are in use, the
+    rnnkit step on the numpy engine, after checking that they compute the same thing: one
+    step each from the same weights gives the same loss, gradients and parameters (and the
+    two rnnkit engines the same bits)."""
+    import rnnkit.compiled
     model, batch = make_model(cfg, seed)
     # the PyTorch copy first: rnnkit's step updates model.params in place
     torch_step, pairs = torch_train_step(model, batch, torch, adam)
@@ -444,7 +415,34 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str):
                             "(expected <= 1e-4)")
     if problems:
         raise MismatchError(f"{cfg.name}: rnnkit and PyTorch differ: " + "; ".join(problems))
-    return rnnkit_step, torch_step
+    if not rnnkit.compiled.enabled():
+        return rnnkit_step, torch_step
+
+    def numpy_step():
+        with rnnkit.compiled.disabled():
+            return rnnkit_step()
+
+    # the two engines from the same state (the weights, Adam's moments and step count)
+    saved = {k: v.copy() for k, v in model.params.items()}
+    opt = rnnkit_step.opt
+    opt_state = {k: {s: a.copy() for s, a in st.items()} for k, st in opt.state.items()}
+    t = opt.t
+    results = []
+    for step in (rnnkit_step, numpy_step):
+        for k, v in saved.items():
+            np.copyto(model.params[k], v)
+        for k, st in opt_state.items():
+            for s_, a in st.items():
+                np.copyto(opt.state[k][s_], a)
+        opt.t = t
+        stats, grads = step()
+        results.append((stats["loss"], {k: g.copy() for k, g in grads.items()},
+                        {k: v.copy() for k, v in model.params.items()}))
+    (la, ga, pa), (lb, gb, pb) = results
+    if la != lb or any(ga[k].tobytes() != gb[k].tobytes() or pa[k].tobytes() != pb[k].tobytes()
+                       for k in ga):
+        raise MismatchError(f"{cfg.name}: rnnkit's compiled kernels and numpy engine differ")
+    return rnnkit_step, torch_step, numpy_step
 
 
 def adam_kwargs(variant: str) -> str:
@@ -589,8 +587,10 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
     builds the model, the optimizer and the data, runs 1 + MEMORY_STEPS training steps and
     prints one JSON line with the peak. So the difference is everything the run needs
     (parameters, optimizer state, data, activations and gradients, reused buffers),
-    whenever it is allocated. The rnnkit run never imports torch; the PyTorch run also
-    builds the rnnkit model it copies its weights from (4 bytes per parameter)."""
+    whenever it is allocated. The rnnkit run never imports torch, and loads its compiled
+    kernels (if numba is installed) before the baseline by one step of a tiny model; the
+    PyTorch run also builds the rnnkit model it copies its weights from (4 bytes per
+    parameter)."""
     cfg = parse_train_name(name)
     set_numpy_threads(threads)
     import rnnkit.models  # noqa: F401  (loaded before the baseline, like torch)
@@ -599,6 +599,14 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
         import torch
 
         torch.set_num_threads(threads)
+    else:
+        # load (or compile) the compiled kernels before the baseline, as the libraries are:
+        # one step of a tiny model of the same kind runs the same kernels
+        from rnnkit.cells import clear_workspace
+
+        tiny = TrainConfig(cfg.kind, cfg.layers, 2, 3, 8)
+        rnnkit_train_step(*make_model(tiny, seed))()
+        clear_workspace()
     gc.collect()
     method = "clear_refs" if reset_peak_rss() else "ru_maxrss"
     before = proc_status_kib("VmRSS")
@@ -910,6 +918,7 @@ def main(argv=None) -> int:
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, "
           f"rnnkit {rnnkit.__version__} ({Path(rnnkit.__file__).parent})")
     print(f"numpy BLAS (threadpoolctl): {describe_blas(blas)}")
+    print(f"rnnkit engine: {engine_line()}")
     print(f"torch parallel_info: {torch_threads_line(torch)}")
     print("thread-pool spinning: " + ", ".join(f"{k}={os.environ.get(k)}" for k in SPIN_LIMITS)
           + " (OpenBLAS idles 2**value cycles; libgomp spin count)")
@@ -957,11 +966,12 @@ def main(argv=None) -> int:
             other = OtherLoad()
             if isinstance(cfg, TrainConfig):
                 fns = build_train(cfg, torch, args.seed, adam)
-                tr, tt = time_interleaved(list(fns), args.reps, args.warmup)
+                tr, tt, *tn = time_interleaved(list(fns), args.reps, args.warmup)
                 del fns
                 products = gemm_products(cfg)
                 floor = gemm.floor(products)  # after the steps: the noise check covers both
-                train_rows.append((cfg, tr, tt, other.share(), step_flops(products), floor))
+                train_rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(),
+                                   step_flops(products), floor))
             else:
                 fns = build_gen(cfg, torch, args.seed)
                 tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
@@ -984,15 +994,20 @@ def main(argv=None) -> int:
         print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
               f"products alone ({args.threads} threads, this machine); %GEMM = floor / step "
               "time (100% = the step takes only the time of its matrix products)")
+        print("numpy ms / numpy ratio: the same rnnkit step on its numpy engine "
+              "(rnnkit.compiled disabled; the same bits), interleaved with the others")
         head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
-                f"{'ratio':>8}{'min ratio':>11}{'GFLOP':>8}{'floor ms':>10}"
-                f"{'rnnkit %GEMM':>14}{'torch %GEMM':>13}{'others':>8}")
+                f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
+                f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
+                f"{'others':>8}")
         print(head)
         print("-" * len(head))
-        for cfg, tr, tt, oth, flops, floor in train_rows:
+        for cfg, tr, tt, tn, oth, flops, floor in train_rows:
             mr, mt = median(tr), median(tt)
+            npy = (f"{median(tn) * 1e3:>10.2f}{median(tn) / mt:>13.2f}" if tn
+                   else f"{'-':>10}{'-':>13}")
             print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
-                  f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}"
+                  f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}"
                   f"{flops / 1e9:>8.3f}{floor * 1e3:>10.2f}{floor / mr:>13.0%} "
                   f"{floor / mt:>12.0%} {pct(oth):>7}")
         print()

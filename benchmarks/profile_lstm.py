@@ -1,14 +1,17 @@
 """Where an rnnkit LSTM training step spends its time, and this machine's GEMM throughput.
 
-Times one training step (the one of ``bench.py``: LSTM, per-step linear output layer,
-softmax cross-entropy over 65 symbols, forward + backward) and splits it into
+Times one training step (the one of ``bench.py``: ``LanguageModel.train_batch`` of an LSTM
+on one-hot inputs, per-step linear output layer, softmax cross-entropy over 65 symbols,
+forward + backward, then ``Adam.step``), once with rnnkit's compiled kernels (if numba is
+installed) and once on its numpy engine, and splits it into
 
 * the matrix products inside ``rnnkit.cells.direction_forward/backward``, by role
   (input projection, per-step recurrent products, weight gradients, input gradient);
 * the element-wise work of those two functions (everything in them that is not a matrix
-  product: gate nonlinearities, cell update, gate gradients, Python loop overhead);
-* the rest of the layer (argument checks, batch-first/time-major transposes);
-* the output layer and loss (written with numpy in ``bench.py``).
+  product: gate nonlinearities, cell update, gate gradients, the one-hot look-up, Python
+  loop overhead; one compiled kernel per step, or some 25 numpy passes);
+* the rest of the layer (argument checks, layouts);
+* the model outside the layer (output layer, loss) and Adam.
 
 The matrix products are timed by swapping the ``np`` module seen by ``rnnkit.cells`` for a
 proxy whose ``matmul`` records its wall time (the engine itself is not modified). Then
@@ -88,37 +91,31 @@ def _timed(fn, totals: dict, key: str):
 
 
 def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
-    """Median breakdown (seconds per training step) of the rnnkit LSTM step."""
+    """Median breakdown (seconds per training step) of the rnnkit LSTM step of
+    ``bench.py`` (``LanguageModel.train_batch`` and ``Adam.step``), on the engine
+    rnnkit.compiled selects now."""
     import rnnkit.cells as cells
     import rnnkit.recurrent as recurrent
 
-    rng = np.random.default_rng(seed)
-    layer = bench.make_layer("lstm", layers, H, rng)
-    W_y, b_y = bench.make_output(H, rng)
-    chars = rng.integers(0, bench.V, size=(B, T + 1))
-    x = np.eye(bench.V, dtype=np.float32)[chars[:, :-1]]
-    targets = chars[:, 1:].reshape(-1)
-
+    model, batch = bench.make_model(bench.TrainConfig("lstm", layers, B, T, H), seed)
+    train_step = bench.rnnkit_train_step(model, batch)
+    opt = train_step.opt
     totals: dict = defaultdict(float)
     counts: dict = defaultdict(int)
-    saved = (cells.np, recurrent.direction_forward, recurrent.direction_backward)
+    saved = (cells.np, recurrent.direction_forward, recurrent.direction_backward,
+             model.rnn.forward, model.rnn.backward, opt.step)
     cells.np = _TimedNumpy(totals, counts, bench.V, H, T * B)
     recurrent.direction_forward = _timed(saved[1], totals, "kernel forward")
     recurrent.direction_backward = _timed(saved[2], totals, "kernel backward")
+    model.rnn.forward = _timed(saved[3], totals, "layer forward")
+    model.rnn.backward = _timed(saved[4], totals, "layer backward")
+    opt.step = _timed(saved[5], totals, "adam")
 
     def step():
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
-        out, _, cache = layer.forward(x)
-        t1 = time.perf_counter()
-        _, dhs, _, _ = bench.output_loss_numpy(out.reshape(B * T, H), W_y, b_y, targets)
-        t2 = time.perf_counter()
-        layer.backward(dhs.reshape(B, T, H), cache, need_dx=False)  # x is data
-        t3 = time.perf_counter()
-        totals["layer forward"] += t1 - t0
-        totals["output layer + loss"] += t2 - t1
-        totals["layer backward"] += t3 - t2
-        totals["step"] += t3 - t0
+        train_step()
+        totals["step"] += time.perf_counter() - t0
         totals["page faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
     rows = []
@@ -134,7 +131,8 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
             rows.append((dict(totals), dict(counts)))
     finally:
         gc.enable()
-        cells.np, recurrent.direction_forward, recurrent.direction_backward = saved
+        cells.np, recurrent.direction_forward, recurrent.direction_backward = saved[:3]
+        del model.rnn.forward, model.rnn.backward, opt.step  # back to the methods
     # the repetition with the median total stands for all (its parts add up)
     rows.sort(key=lambda r: r[0]["step"])
     tot, cnt = rows[len(rows) // 2]
@@ -142,10 +140,11 @@ def profile_step(B: int, T: int, H: int, layers: int, reps: int, seed: int):
 
 
 def gemm_shapes(B: int, T: int, H: int, D: int, V: int):
-    """(label, m, k, n, calls per step, transposed A, transposed B) of the step's products."""
+    """(label, m, k, n, calls per step, transposed A, transposed B) of the step's products
+    (the one-hot input needs no product: its projection is a look-up)."""
     N, G = T * B, 4 * H
     return [
-        ("x @ W_x", N, D, G, 1, False, False),
+        ("x @ W_x (one-hot: a look-up)", N, D, G, 0, False, False),
         ("W_h^T @ h^T (per step)", G, H, B, T, False, False),
         ("W_h @ dg^T (per step)", H, G, B, T, False, False),
         ("h @ W_h (per step, batch-major)", B, H, G, 0, False, False),
@@ -189,6 +188,44 @@ def time_gemm(m, k, n, trans_a, trans_b, torch, reps: int):
     return statistics.median(times[0]) / inner, statistics.median(times[1]) / inner
 
 
+def print_profile(engine: str, result, B: int, T: int, H: int, L: int) -> None:
+    """Print the breakdown ``profile_step`` returned."""
+    tot, cnt, steps = result
+    step = tot["step"]
+    mm = {k: v for k, v in tot.items() if k in cnt}  # the matrix products, by role
+    mm_total = sum(mm.values())
+    kernels = tot["kernel forward"] + tot["kernel backward"]
+    elementwise = kernels - mm_total
+    layer_rest = tot["layer forward"] + tot["layer backward"] - kernels
+    print(f"rnnkit LSTM training step ({engine}), (B, T, H) = ({B}, {T}, {H}), {L} layer(s): "
+          f"median {statistics.median(steps) * 1e3:.1f} ms "
+          f"(min {min(steps) * 1e3:.1f}, max {max(steps) * 1e3:.1f}); "
+          f"breakdown of the median repetition:")
+    print(f"{'part':<46}{'calls':>7}{'ms':>9}{'share':>8}")
+    print("-" * 70)
+    for k in sorted(mm, key=lambda k: -mm[k]):
+        print(f"  {k:<44}{cnt[k]:>7}{mm[k] * 1e3:>9.2f}{mm[k] / step:>8.1%}")
+    print(f"{'matrix products in the kernels':<46}{'':>7}{mm_total * 1e3:>9.2f}"
+          f"{mm_total / step:>8.1%}")
+    print(f"{'element-wise work in the kernels':<46}{'':>7}{elementwise * 1e3:>9.2f}"
+          f"{elementwise / step:>8.1%}")
+    mm_fwd = sum(v for k, v in mm.items() if k in FORWARD_ROLES)
+    for phase, kern, mm_part in (("forward", tot["kernel forward"], mm_fwd),
+                                 ("backward", tot["kernel backward"], mm_total - mm_fwd)):
+        ew = kern - mm_part
+        print(f"  {'of it in direction_' + phase:<44}{'':>7}{ew * 1e3:>9.2f}{ew / step:>8.1%}")
+    print(f"{'layer outside the kernels (checks, transposes)':<46}{'':>7}"
+          f"{layer_rest * 1e3:>9.2f}{layer_rest / step:>8.1%}")
+    rest = step - tot["layer forward"] - tot["layer backward"] - tot["adam"]
+    print(f"{'model outside the layer (output layer, loss)':<46}{'':>7}{rest * 1e3:>9.2f}"
+          f"{rest / step:>8.1%}")
+    print(f"{'Adam':<46}{'':>7}{tot['adam'] * 1e3:>9.2f}{tot['adam'] / step:>8.1%}")
+    print(f"{'total':<46}{'':>7}{step * 1e3:>9.2f}{1:>8.0%}")
+    print(f"minor page faults in the step: {tot['page faults']:.0f} (first touches of freshly "
+          f"allocated arrays; they are counted in the parts above)")
+    print()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description="Profile rnnkit's LSTM training step (matrix products vs element-wise "
@@ -222,40 +259,19 @@ def main(argv=None) -> int:
     print(f"load average at start: {bench.load_average()}")
     print()
 
-    tot, cnt, steps = profile_step(B, T, H, L, args.reps, args.seed)
-    step = tot["step"]
-    mm = {k: v for k, v in tot.items() if k in cnt}  # the matrix products, by role
-    mm_total = sum(mm.values())
-    kernels = tot["kernel forward"] + tot["kernel backward"]
-    elementwise = kernels - mm_total
-    layer_rest = tot["layer forward"] + tot["layer backward"] - kernels
-    print(f"rnnkit LSTM training step, (B, T, H) = ({B}, {T}, {H}), {L} layer(s): "
-          f"median {statistics.median(steps) * 1e3:.1f} ms "
-          f"(min {min(steps) * 1e3:.1f}, max {max(steps) * 1e3:.1f}); "
-          f"breakdown of the median repetition:")
-    print(f"{'part':<46}{'calls':>7}{'ms':>9}{'share':>8}")
-    print("-" * 70)
-    for k in sorted(mm, key=lambda k: -mm[k]):
-        print(f"  {k:<44}{cnt[k]:>7}{mm[k] * 1e3:>9.2f}{mm[k] / step:>8.1%}")
-    print(f"{'matrix products in the kernels':<46}{'':>7}{mm_total * 1e3:>9.2f}"
-          f"{mm_total / step:>8.1%}")
-    print(f"{'element-wise work in the kernels':<46}{'':>7}{elementwise * 1e3:>9.2f}"
-          f"{elementwise / step:>8.1%}")
-    mm_fwd = sum(v for k, v in mm.items() if k in FORWARD_ROLES)
-    for phase, kern, mm_part in (("forward", tot["kernel forward"], mm_fwd),
-                                 ("backward", tot["kernel backward"], mm_total - mm_fwd)):
-        ew = kern - mm_part
-        print(f"  {'of it in direction_' + phase:<44}{'':>7}{ew * 1e3:>9.2f}{ew / step:>8.1%}")
-    print(f"{'layer outside the kernels (checks, transposes)':<46}{'':>7}"
-          f"{layer_rest * 1e3:>9.2f}{layer_rest / step:>8.1%}")
-    out_loss = tot["output layer + loss"]
-    print(f"{'output layer + loss (numpy, bench.py)':<46}{'':>7}{out_loss * 1e3:>9.2f}"
-          f"{out_loss / step:>8.1%}")
-    print(f"{'total':<46}{'':>7}{step * 1e3:>9.2f}{1:>8.0%}")
-    print(f"minor page faults in the step: {tot['page faults']:.0f} (first touches of freshly "
-          f"allocated arrays; they are counted in the parts above, e.g. the input projection "
-          f"writes a new (T, B, 4H) array)")
-    print()
+    import rnnkit.compiled
+
+    engines = [("numpy engine", False)]
+    if rnnkit.compiled.available():
+        engines.insert(0, ("compiled kernels", True))
+    else:
+        print(f"(no compiled kernels: {rnnkit.compiled.unavailable_reason()})")
+    for name, compiled in engines:
+        previous = rnnkit.compiled.set_enabled(compiled)
+        try:
+            print_profile(name, profile_step(B, T, H, L, args.reps, args.seed), B, T, H, L)
+        finally:
+            rnnkit.compiled.set_enabled(previous)
 
     print("float32 matrix products of the same shapes, alone (median per product):")
     print(f"{'product':<36}{'m x k x n':>18}{'calls':>7}{'numpy us':>10}{'GFLOP/s':>9}"
