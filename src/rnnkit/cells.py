@@ -780,7 +780,7 @@ class Stepper:
         for k in range(self.num_layers):
             if k == 0 and ids is not None:
                 a = np.matmul(self.WhT0, h[0].T)
-                a += self.Wxb0[ids].T
+                a += self.Wxb0[ids[0]][:, None] if B == 1 else self.Wxb0[ids].T  # a view at 1
             else:
                 D = self.D[k]
                 z = np.empty((D + H, B), dtype=self.dtype)
