@@ -223,3 +223,25 @@ def test_adam_identical(name, wd, dtype):
         return params, opt.state_dict()["arrays"]
 
     assert_same_bits(*both(run))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_generation_step_identical(layers, dtype):
+    """The batch-1 step of generation (Stepper) with one-hot ids, and with float inputs."""
+    def run():
+        model = LanguageModel(13, cell="lstm", hidden_size=10, num_layers=layers, dtype=dtype,
+                              rng=4)
+        for p in model.params.values():
+            p[...] = np.random.default_rng(2).uniform(-0.5, 0.5, p.shape)
+        step = model.stepper()
+        state, out = None, []
+        for t in [3, 0, 12, 7, 7, 1]:
+            logits, state = step(np.array([t]), state)
+            out.append(logits)
+        layer = model.rnn.stepper()
+        x = np.random.default_rng(3).standard_normal((1, 13)).astype(dtype)
+        h, s = layer.step(x)
+        return out, state, h, s
+
+    assert_same_bits(*both(run))

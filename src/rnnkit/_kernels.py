@@ -344,6 +344,36 @@ def gru_backward_finish(dh, drh, drec, rmT, m, keep):
         _add(dh, keep)
 
 
+# --------------------------------------------------------------------------- one step
+@jit
+def lstm_stepper_gates(loop, a, Wxb0, idx, bias, c_prev, h_out, c_out):
+    """One LSTM layer of :class:`rnnkit.cells.Stepper` at batch 1, after its product
+    a (GH, 1) (sigmoid rows pre-scaled by 1/2): ``a += Wxb0[idx]`` (one-hot input, idx >= 0)
+    or ``a += bias`` (bias (GH, 1), or None); ``tanh(a)``; ``s *= 0.5``, ``s += 0.5``;
+    ``c = f * c_prev + i * g``; ``h = tanh(c) * o``. c_prev, h_out, c_out (1, H)."""
+    GH = a.shape[0]
+    H = GH // 4
+    a1 = a.reshape(GH)
+    if idx >= 0:
+        w = Wxb0[idx]
+        for j in range(GH):
+            a1[j] += w[j]
+    elif bias is not None:
+        b1 = bias.reshape(GH)
+        for j in range(GH):
+            a1[j] += b1[j]
+    _apply(loop, a1, a1, GH)
+    half = a.dtype.type(0.5)
+    for j in range(3 * H):
+        a1[j] = a1[j] * half + half
+    cp, c, h = c_prev.reshape(H), c_out.reshape(H), h_out.reshape(H)
+    for j in range(H):
+        c[j] = a1[2 * H + j] * cp[j] + a1[H + j] * a1[3 * H + j]
+    _apply(loop, c, h, H)
+    for j in range(H):
+        h[j] = h[j] * a1[j]
+
+
 # --------------------------------------------------------------------------- helpers
 @numba.njit(cache=True, nogil=True, inline="always")
 def _input_plus(g, rec, Wb, ids, t):

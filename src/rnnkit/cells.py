@@ -777,18 +777,27 @@ class Stepper:
     def _step_combined(self, x, h, c, ids, h_new, c_new):
         """RNN / LSTM: per layer the gates a = [W_x; W_h]^T @ [x; h] (+ b), (GH, B)."""
         H, S, B = self.H, self.S, h.shape[1]
+        # batch 1 (generation) of an LSTM: the element-wise work in one compiled kernel
+        fast = _compiled.kernels() if B == 1 and self.kind == "lstm" else None
+        loop = None if fast is None else fast.tanh_loop(self.dtype)
         for k in range(self.num_layers):
-            if k == 0 and ids is not None:
+            one_hot = k == 0 and ids is not None
+            if one_hot:
                 a = np.matmul(self.WhT0, h[0].T)
-                a += self.Wxb0[ids[0]][:, None] if B == 1 else self.Wxb0[ids].T  # a view at 1
             else:
                 D = self.D[k]
                 z = np.empty((D + H, B), dtype=self.dtype)
                 z[:D] = (x if k == 0 else h_new[k - 1]).T
                 z[D:] = h[k].T
                 a = np.matmul(self.Wc[k], z)
-                if self.bT[k] is not None:
-                    a += self.bT[k]
+            if fast is not None:
+                fast.lstm_stepper_gates(loop, a, self.Wxb0, int(ids[0]) if one_hot else -1,
+                                        self.bT[k], c[k], h_new[k], c_new[k])
+                continue
+            if one_hot:
+                a += self.Wxb0[ids[0]][:, None] if B == 1 else self.Wxb0[ids].T  # a view at 1
+            elif self.bT[k] is not None:
+                a += self.bT[k]
             out = h_new[k].T  # (H, B) view
             if self.kind == "rnn":
                 if self.relu:

@@ -160,6 +160,7 @@ class _Kernels:
         self.gru_backward_step = module.gru_backward_step
         self.gru_backward_reset_before = module.gru_backward_reset_before
         self.gru_backward_finish = module.gru_backward_finish
+        self.lstm_stepper_gates = module.lstm_stepper_gates
         self.apply_loop = module.apply_loop
         self.adam_update = module.adam_update
         self._tanh = tanh
