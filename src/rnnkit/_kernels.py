@@ -7,7 +7,7 @@ the numpy code in :mod:`rnnkit.cells` for that step, fused into one pass over th
 combined in the same order and precision (``x.dtype.type`` constants keep float32 in
 float32; numba does not contract ``a * b + c`` into a fused multiply-add without
 ``fastmath``, which is not used). ``tanh`` is numpy's own loop, called through its address
-(``loop = (fn, data, scratch)`` from :func:`rnnkit.compiled._ufunc_loop`).
+(``loop = (fn, data)`` from :func:`rnnkit.compiled._ufunc_loop`).
 """
 
 from __future__ import annotations
@@ -44,16 +44,17 @@ def _call_loop(typingctx, fn, args, dims, steps, data):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _apply(loop, src, dst, n):
-    """dst[:n] = f(src[:n]) with the numpy loop ``loop = (fn, data, scratch intp[5])``; src
-    and dst C-contiguous, of one dtype."""
-    fn, data, scratch = loop
-    scratch[0] = src.ctypes.data
-    scratch[1] = dst.ctypes.data
-    scratch[2] = n
-    scratch[3] = src.itemsize
-    scratch[4] = src.itemsize
-    base = scratch.ctypes.data
-    w = scratch.itemsize
+    """dst[:n] = f(src[:n]) with the numpy loop ``loop = (fn, data)``; src and dst
+    C-contiguous, of one dtype."""
+    fn, data = loop
+    args = np.empty(5, dtype=np.intp)  # char *args[2], intp dims[1], intp steps[2]
+    args[0] = src.ctypes.data
+    args[1] = dst.ctypes.data
+    args[2] = n
+    args[3] = src.itemsize
+    args[4] = src.itemsize
+    base = args.ctypes.data
+    w = args.itemsize
     _call_loop(fn, base, base + 2 * w, base + 3 * w, data)
 
 

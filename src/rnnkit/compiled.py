@@ -166,11 +166,8 @@ class _Kernels:
         self._tanh = tanh
 
     def tanh_loop(self, dtype) -> tuple:
-        """``(fn, data, scratch)``, the kernels' ``loop`` argument: numpy's tanh loop for
-        dtype and a fresh scratch array for its arguments (one per engine call, so that
-        threads never share one)."""
-        fn, data = self._tanh[np.dtype(dtype)]
-        return fn, data, np.empty(5, dtype=np.intp)
+        """``(fn, data)``, the kernels' ``loop`` argument: numpy's tanh loop for dtype."""
+        return self._tanh[np.dtype(dtype)]
 
 
 def _build() -> _Kernels:
