@@ -384,7 +384,7 @@ class MismatchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- train
-def build_train(cfg: TrainConfig, torch, seed: int, adam: str):
+def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: bool = True):
     """Return (rnnkit_step, torch_step) and, when rnnkit's compiled kernels are in use, the
     rnnkit step on the numpy engine, after checking that they compute the same thing: one
     step each from the same weights gives the same loss, gradients and parameters (and the
@@ -415,7 +415,7 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str):
                             "(expected <= 1e-4)")
     if problems:
         raise MismatchError(f"{cfg.name}: rnnkit and PyTorch differ: " + "; ".join(problems))
-    if not rnnkit.compiled.enabled():
+    if not numpy_engine or not rnnkit.compiled.enabled():
         return rnnkit_step, torch_step
 
     def numpy_step():
@@ -828,6 +828,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(foreach=True), 'fused' (fused=True), or 'auto' (default): the fastest "
                     f"of the three, timed at startup on the parameters of "
                     f"{ADAM_CHOICE_CONFIG.name}")
+    ap.add_argument("--no-numpy-engine", action="store_true",
+                    help="do not time rnnkit's numpy engine beside its compiled kernels "
+                    "(the 'numpy ms' column; it is timed by default when numba is installed)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights, data and sampling (default 0)")
     ap.add_argument("--_memory-child", nargs=2, metavar=("LIB", "CONFIG"), dest="memory_child",
@@ -965,7 +968,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             other = OtherLoad()
             if isinstance(cfg, TrainConfig):
-                fns = build_train(cfg, torch, args.seed, adam)
+                fns = build_train(cfg, torch, args.seed, adam, not args.no_numpy_engine)
                 tr, tt, *tn = time_interleaved(list(fns), args.reps, args.warmup)
                 del fns
                 products = gemm_products(cfg)
