@@ -87,7 +87,7 @@ def _inside_rows(W: np.ndarray, rot: int, n_sig: int) -> np.ndarray:
     """W (K, G*H) -> a new W^T (G*H, K) C-contiguous, gate rows in inside order, the
     sigmoid rows scaled by 1/2 (exact)."""
     GH = W.shape[1]
-    Wt = np.empty((GH, W.shape[0]), dtype=W.dtype)
+    Wt = _empty((GH, W.shape[0]), W.dtype)
     Wt[:rot] = W[:, GH - rot :].T
     Wt[rot:] = W[:, : GH - rot].T
     if n_sig:
@@ -100,7 +100,7 @@ def _inside_cols(W: np.ndarray, rot: int) -> np.ndarray:
     if not rot:
         return np.ascontiguousarray(W)
     GH = W.shape[-1]
-    out = np.empty(W.shape, dtype=W.dtype)
+    out = _empty(W.shape, W.dtype)
     out[..., :rot] = W[..., GH - rot :]
     out[..., rot:] = W[..., : GH - rot]
     return out
@@ -111,7 +111,7 @@ def _documented_cols(W: np.ndarray, rot: int) -> np.ndarray:
     if not rot:
         return W
     GH = W.shape[-1]
-    out = np.empty(W.shape, dtype=W.dtype)
+    out = _empty(W.shape, W.dtype)
     out[..., GH - rot :] = W[..., :rot]
     out[..., : GH - rot] = W[..., rot:]
     return out
@@ -250,7 +250,8 @@ def direction_forward(
     if x is None:
         # one-hot inputs: the projection is column ids[t, b] of (W_x + b)^T, exactly what
         # the product with the one-hot vectors (and the bias column) gives
-        Wb = _inside_rows(W_x if b is None else W_x + b, rot, S)  # (GH, D)
+        Wb = _inside_rows(W_x if b is None else np.add(W_x, b, out=_empty(W_x.shape, dt)),
+                          rot, S)  # (GH, D)
         if fast is None:  # the kernels read the columns themselves
             np.copyto(gT, np.take(Wb, ids, axis=1).transpose(1, 0, 2))
     else:
@@ -672,9 +673,9 @@ def direction_backward(
     hs = cache.hs[:-1]  # (T, B, H): the states fed to each step
     h_in = (hs if rm is None else np.multiply(hs, rm, out=_empty(hs.shape, dt))).reshape(TB, H)
     if kind != "gru":
-        dW_h = np.matmul(h_in.T, dG2.T)  # (H, GH) inside order
+        dW_h = np.matmul(h_in.T, dG2.T, out=_empty((H, GH), dt))  # (H, GH) inside order
     else:  # the r, z blocks as for the input side; the n block below
-        dW_h = np.empty((H, GH), dtype=dt)
+        dW_h = _empty((H, GH), dt)
         np.matmul(h_in.T, dG2[:S].T, out=dW_h[:, :S])
         if cache.reset_after:
             np.matmul(h_in.T, dnr.reshape(H, TB).T, out=dW_h[:, S:])
@@ -688,9 +689,11 @@ def direction_backward(
         dx = np.matmul(dG2.T, _inside_cols(p["W_x"], rot).T, out=_empty((TB, D), dt))
         dx = dx.reshape(T, B, D)
     if x is None:  # the one-hot rows of the ids, (T*B, D)
-        x = np.zeros((TB, D), dtype=dt)
+        x = _empty((TB, D), dt)
+        x.fill(0)
         x[np.arange(TB), cache.ids.reshape(TB)] = 1
-    grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T), rot)
+    grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T,
+                                              out=_empty((D, GH), dt)), rot)
     grads["W_h"] = _documented_cols(dW_h, rot)
     if p.get("b") is not None:
         grads["b"] = _documented_cols(dG2.sum(axis=1), rot)
