@@ -951,8 +951,9 @@ def main(argv=None) -> int:
         else:
             print(f"torch.optim.Adam: {adam} ({adam_kwargs(adam)}), set by --torch-adam")
     if cfgs:
-        print(f"method: {args.reps} interleaved repetitions (rnnkit, torch, rnnkit, torch, "
-              f"...) after {args.warmup} warm-up call(s); medians; spread = interquartile "
+        print(f"method: {args.reps} interleaved repetitions (rnnkit, torch[, rnnkit's numpy "
+              f"engine], rnnkit, torch, ...) after {args.warmup} warm-up call(s); medians; "
+              f"spread = interquartile "
               f"range / median; min ratio = ratio of the fastest calls; {args.threads} threads "
               f"each; others = share of the CPUs used by other processes while a "
               f"configuration ran")

@@ -253,7 +253,8 @@ def direction_forward(
         Wb = _inside_rows(W_x if b is None else np.add(W_x, b, out=_empty(W_x.shape, dt)),
                           rot, S)  # (GH, D)
         if fast is None:  # the kernels read the columns themselves
-            np.copyto(gT, np.take(Wb, ids, axis=1).transpose(1, 0, 2))
+            for t in range(T):  # ids were checked: clip (the fast mode) changes nothing
+                np.take(Wb, ids[t], axis=1, out=gT[t], mode="clip")
     else:
         # (GH, D) or, with a bias, (GH, D+1): the bias is a last column, multiplied by a row
         # of ones appended to the inputs (cheaper than adding it to the projections)
