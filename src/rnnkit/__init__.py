@@ -8,10 +8,14 @@ The layers (batch-first)::
     dx, dstate, grads = lstm.backward(dout, cache)
 
 The seeds' step-by-step API (column layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
+With numba installed, :mod:`rnnkit.compiled` runs the per-step work in compiled kernels
+(the same results, bit for bit).
 """
 
+from . import compiled
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RNNCell
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "__version__"]
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "compiled",
+           "__version__"]

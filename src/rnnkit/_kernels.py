@@ -3,11 +3,12 @@
 One kernel per time step and direction, each doing exactly the element-wise operations of
 the numpy code in :mod:`rnnkit.cells` for that step, fused into one pass over the step's
 ``(H, B)`` blocks (feature-major, gates in the inside order o, i, f, g for the LSTM; see
-:mod:`rnnkit.cells`). Each line names the numpy operations it reproduces; the values are
-combined in the same order and precision (``x.dtype.type`` constants keep float32 in
-float32; numba does not contract ``a * b + c`` into a fused multiply-add without
-``fastmath``, which is not used). ``tanh`` is numpy's own loop, called through its address
-(``loop = (fn, data)`` from :func:`rnnkit.compiled._ufunc_loop`).
+:mod:`rnnkit.cells`). Each kernel's docstring lists the numpy operations it reproduces;
+the values are combined in the same order and precision (``x.dtype.type`` constants keep
+float32 in float32; numba does not contract ``a * b + c`` into a fused multiply-add
+without ``fastmath``, which is not used). ``tanh`` is numpy's own loop, called through its
+address (``loop = (fn, data)`` from :func:`rnnkit.compiled._ufunc_loop`). Loops run over
+flat views of the contiguous blocks, a few arrays per loop, so that they vectorise.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _call_loop(typingctx, fn, args, dims, steps, data):
 
     def codegen(context, builder, signature, llargs):
         i8p = ir.IntType(8).as_pointer()
-        ip = ir.IntType(64).as_pointer()
+        ip = context.get_value_type(types.intp).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), ip, ip, i8p])
         f = builder.inttoptr(llargs[0], fnty.as_pointer())
         builder.call(f, [builder.inttoptr(llargs[1], i8p.as_pointer()),

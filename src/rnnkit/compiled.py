@@ -4,7 +4,9 @@ The numpy engine in :mod:`rnnkit.cells` spends a third of an LSTM training step 
 element-wise passes per time step (gates, cell update, their derivatives), each a separate
 numpy call over a small ``(H, B)`` block. With the ``fast`` extra installed
 (``pip install 'rnnkit[fast]'``, which brings numba), those passes are fused into one
-compiled kernel per time step, forward and backward. The matrix products stay numpy's.
+compiled kernel per time step, forward and backward, for the RNN, the LSTM and both forms
+of the GRU; so are :class:`rnnkit.optim.Adam`'s update and the LSTM's generation step of
+batch 1. The matrix products stay numpy's.
 
 **The results are those of the numpy engine, bit for bit**, on the same machine:
 
@@ -18,14 +20,16 @@ compiled kernel per time step, forward and backward. The matrix products stay nu
   are first needed, and checked: a probe array must come out of it exactly as out of
   ``np.tanh``, otherwise the kernels are not used.
 
-The test suite runs every engine test both ways and compares the two bit for bit
-(``tests/test_compiled.py``). Without numba, or after ``set_enabled(False)``, the engine
-runs the numpy code. A difference that remains: the numpy code honours
-``np.errstate(...='raise')`` in its element-wise passes, the kernels do not check
-floating-point errors.
+``tests/test_compiled.py`` runs the engine both ways (every kind and form, float32 and
+float64, small and large batches, masks, recurrent dropout, one-hot ids, whole layers and
+models, Adam, generation) and compares the results byte for byte. Without numba, or after
+``set_enabled(False)`` (a process-wide switch), the engine runs the numpy code. A
+difference that remains: the numpy code honours ``np.errstate(...='raise')`` in its
+element-wise passes, the kernels do not check floating-point errors.
 
-numba compiles the kernels on first use (a few seconds) and caches them on disk (numba's
-``cache=True``), so later processes start at once.
+numba compiles each kernel on its first use for a combination of argument types (a few
+seconds in all) and caches it on disk (numba's ``cache=True``), so later processes start
+at once.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def disabled():
 
 def available() -> bool:
     """Whether the compiled kernels can be used here (numba imports, numpy's tanh loop
-    passed its check). Compiles the kernels on the first call."""
+    passed its check). The first call imports numba and makes that check."""
     return _load() is not None
 
 
