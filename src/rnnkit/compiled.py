@@ -101,6 +101,8 @@ def _load():
                 _state["kernels"] = _build()
             except _Unavailable as e:
                 _state["reason"] = str(e)
+            except Exception as e:  # e.g. a numba that cannot compile the probe kernel
+                _state["reason"] = f"the compiled kernels failed to load: {e!r}"
     return _state.get("kernels")
 
 
