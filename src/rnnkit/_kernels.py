@@ -99,12 +99,7 @@ def rnn_backward_step(t, gT, dhs, relu, m, rmT, dh, keep, d, dG, small, pending)
     n = H * B
     if pending:
         _finish(dh, None, rmT, m, keep, None)
-    if m is not None:
-        _keep_where_masked(keep, dh, m[t])
-    if dhs is not None:
-        _add_transposed(dh, dhs[t])
-    if m is not None:
-        _mul_mask(dh, m[t])
+    _incoming(t, dh, dhs, m, keep)
     g, x, d1 = gT[t].reshape(n), dh.reshape(n), d.reshape(n)
     one = g.dtype.type(1)
     zero = g.dtype.type(0)
@@ -167,13 +162,9 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
         tcs = tanh_c[t]
     if pending:
         _finish(dh, dc, rmT, m, keep, keep_c)
+    _incoming(t, dh, dhs, m, keep)
     if m is not None:
-        _keep_where_masked(keep, dh, m[t])
         _keep_where_masked(keep_c, dc, m[t])
-    if dhs is not None:
-        _add_transposed(dh, dhs[t])
-    if m is not None:
-        _mul_mask(dh, m[t])
         _mul_mask(dc, m[t])
     x, y, d1 = dh.reshape(n), dc.reshape(n), d.reshape(4 * n)
     g, tc, cp = gT[t].reshape(4 * n), tcs.reshape(n), cT[t].reshape(n)
@@ -279,12 +270,7 @@ def gru_backward_step(t, gT, hn, hs, hp, dhs, m, rmT, dh, drec, keep, d, gh, dG,
         _add(dh, drec)
     if pending and m is not None:
         _add(dh, keep)
-    if m is not None:
-        _keep_where_masked(keep, dh, m[t])
-    if dhs is not None:
-        _add_transposed(dh, dhs[t])
-    if m is not None:
-        _mul_mask(dh, m[t])
+    _incoming(t, dh, dhs, m, keep)
     _transpose_into(hp, hs[t])
     g, x, hp1, d1 = gT[t].reshape(3 * n), dh.reshape(n), hp.reshape(n), d.reshape(3 * n)
     one = g.dtype.type(1)
@@ -468,6 +454,18 @@ def _mul(a, w, out):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _incoming(t, dh, dhs, m, keep):
+    """The start of backward step t: ``keep = where(m, 0, dh)``, ``dh += dhs[t]``,
+    ``dh *= m`` (dhs (T, B, H) or None, m (T, B) or None)."""
+    if m is not None:
+        _keep_where_masked(keep, dh, m[t])
+    if dhs is not None:
+        _add_transposed(dh, dhs[t])
+    if m is not None:
+        _mul_mask(dh, m[t])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _finish(dh, dc, rmT, m, keep, keep_c):
     """The end of a backward step after its recurrent product: ``dh *= rmT``;
     ``dh += keep``, ``dc += keep_c`` (dc None for the RNN)."""
@@ -507,31 +505,31 @@ def _store(d, dG, t, small):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _add_transposed(a, d):
     """``a += d.T``: a (H, B), d (B, H) (the feature-major copy the numpy code makes)."""
-    H, B = a.shape
-    if a.nbytes <= _L1_BYTES:
-        for b in range(B):
-            for j in range(H):
-                a[j, b] += d[b, j]
-    else:  # in blocks of rows, so that the strided side stays in the first-level cache
-        for j0 in range(0, H, 32):
-            for b in range(B):
-                for j in range(j0, min(j0 + 32, H)):
-                    a[j, b] += d[b, j]
+    _transposed(a, d, False)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _transpose_into(out, h):
     """``out[...] = h.T``: out (B, H), h (H, B)."""
-    H, B = h.shape
-    if h.nbytes <= _L1_BYTES:
+    _transposed(h, out, True)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _transposed(P, Q, to_q):
+    """Between P (H, B) and Q (B, H): ``Q[...] = P.T`` if to_q, else ``P += Q.T``. Blocks
+    larger than the first-level cache go in bands of 32 rows of P, so that the strided side
+    stays in that cache."""
+    H, B = P.shape
+    step = H if P.nbytes <= _L1_BYTES else 32
+    for j0 in range(0, H, step):
+        j1 = min(j0 + step, H)
         for b in range(B):
-            for j in range(H):
-                out[b, j] = h[j, b]
-    else:  # in blocks of rows, so that the strided side stays in the first-level cache
-        for j0 in range(0, H, 32):
-            for b in range(B):
-                for j in range(j0, min(j0 + 32, H)):
-                    out[b, j] = h[j, b]
+            if to_q:
+                for j in range(j0, j1):
+                    Q[b, j] = P[j, b]
+            else:
+                for j in range(j0, j1):
+                    P[j, b] += Q[b, j]
 
 
 # --------------------------------------------------------------------------- adam

@@ -153,22 +153,20 @@ def _probe(dtype) -> np.ndarray:
     return x
 
 
+# the kernels of rnnkit._kernels that the engine, the stepper and Adam call
+KERNELS = ("rnn_forward_step", "rnn_backward_step", "lstm_forward_step", "lstm_backward_step",
+           "gru_forward_step", "gru_forward_finish", "gru_backward_step",
+           "gru_backward_reset_before", "gru_backward_finish", "lstm_stepper_gates",
+           "adam_update", "apply_loop")
+
+
 class _Kernels:
-    """The compiled kernels (module :mod:`rnnkit._kernels`) and numpy's tanh loops."""
+    """The compiled kernels (module :mod:`rnnkit._kernels`, as attributes named in
+    ``KERNELS``) and numpy's tanh loops."""
 
     def __init__(self, module, tanh: dict):
-        self.rnn_forward_step = module.rnn_forward_step
-        self.rnn_backward_step = module.rnn_backward_step
-        self.lstm_forward_step = module.lstm_forward_step
-        self.lstm_backward_step = module.lstm_backward_step
-        self.gru_forward_step = module.gru_forward_step
-        self.gru_forward_finish = module.gru_forward_finish
-        self.gru_backward_step = module.gru_backward_step
-        self.gru_backward_reset_before = module.gru_backward_reset_before
-        self.gru_backward_finish = module.gru_backward_finish
-        self.lstm_stepper_gates = module.lstm_stepper_gates
-        self.apply_loop = module.apply_loop
-        self.adam_update = module.adam_update
+        for name in KERNELS:
+            setattr(self, name, getattr(module, name))
         self._tanh = tanh
 
     def tanh_loop(self, dtype) -> tuple:
