@@ -95,10 +95,8 @@ def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean",
     t = np.where(mask, targets, 0) if mask is not None else targets
     tf = t.reshape(-1)
     m = None if mask is None else mask.reshape(-1)
-    if axis == 0:
-        loss, p = _ce_columns(logits.reshape(V, -1), tf, m)
-    else:
-        loss, p = _ce_rows(logits.reshape(-1, V), tf, m)
+    loss, p = _ce(logits.reshape(V, -1) if axis == 0 else logits.reshape(-1, V), tf, m,
+                  0 if axis == 0 else 1)
     if reduction == "mean":
         n = max(_count(mask, lead), 1)
         loss /= n
@@ -106,34 +104,20 @@ def softmax_cross_entropy(logits, targets, mask=None, reduction: str = "mean",
     return loss, p.reshape(logits.shape)
 
 
-def _ce_rows(z, t, m):
-    """z (N, V), t (N,), m (N,) bool or None -> summed loss, softmax - onehot (N, V)."""
-    shifted = z - z.max(axis=1, keepdims=True)
+def _ce(z, t, m, ax):
+    """z (N, V) with the classes on axis ax = 1, or (V, N) with ax = 0; t (N,) targets, m
+    (N,) bool or None -> summed loss, softmax - onehot (z's shape)."""
+    shifted = z - z.max(axis=ax, keepdims=True)
     p = np.exp(shifted)
-    sums = p.sum(axis=1, keepdims=True)
+    sums = p.sum(axis=ax, keepdims=True)  # (N, 1) or (1, N)
     p /= sums
-    rows = np.arange(z.shape[0])
-    nll = np.log(sums[:, 0]) - shifted[rows, t]
-    p[rows, t] -= 1
+    pos = np.arange(t.shape[0])
+    at = (pos, t) if ax == 1 else (t, pos)  # the target entry of each position
+    nll = np.log(sums.reshape(-1)) - shifted[at]
+    p[at] -= 1
     if m is not None:
         nll = nll * m
-        p *= m[:, None]
-    return float(nll.sum(dtype=np.float64)), p
-
-
-def _ce_columns(z, t, m):
-    """z (V, N) (classes along the first axis), t (N,), m (N,) bool or None -> summed
-    loss, softmax - onehot (V, N)."""
-    shifted = z - z.max(axis=0)
-    p = np.exp(shifted)
-    sums = p.sum(axis=0)
-    p /= sums
-    cols = np.arange(z.shape[1])
-    nll = np.log(sums) - shifted[t, cols]
-    p[t, cols] -= 1
-    if m is not None:
-        nll = nll * m
-        p *= m
+        p *= m.reshape(sums.shape)
     return float(nll.sum(dtype=np.float64)), p
 
 
