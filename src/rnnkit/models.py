@@ -289,10 +289,7 @@ class LanguageModel(Model):
         if y.shape != shape:
             raise ValueError(f"targets must have shape {shape_str(shape)} (B, T), as x, got "
                              f"{shape_str(y.shape)}")
-        mask = batch.get("mask")
-        if mask is not None and np.shape(mask) != shape:
-            raise ValueError(f"mask must have shape {shape_str(shape)} (B, T), as x, got "
-                             f"{shape_str(np.shape(mask))}")
+        mask = batch.get("mask")  # its shape was checked by the forward pass
         return y.T.reshape(-1), (None if mask is None else np.asarray(mask).T.reshape(-1))
 
     def train_batch(self, batch: dict, state=None):
