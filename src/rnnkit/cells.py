@@ -276,15 +276,9 @@ def direction_forward(
             if b is not None:
                 P += WxT[:, D]
             np.copyto(gT, P.transpose(0, 2, 1))
-    m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
     rmT = None if rec_mask is None else np.ascontiguousarray(rec_mask.T)
     hm = np.empty((H, B), dtype=dt) if rmT is not None else None
     rec = np.empty((GH, B), dtype=dt)  # recurrent product of one step
-
-    def rec_in(h):
-        """The previous state as it enters the recurrent product (masked if dropout)."""
-        return h if rmT is None else np.multiply(h, rmT, out=hm)
-
     if fast is not None:
         # the same operations, fused per step (rnnkit.compiled); bit-identical results.
         # The kernels write the states time-major (hs) and keep only the last two
@@ -337,6 +331,12 @@ def direction_forward(
                     fast.gru_forward_finish(loop, gT, rec, hp, h, hs, t, True, m2, rmT, hm)
             cache.aux["hn"] = hn
         return cache
+
+    m = None if mask is None else mask[:, :, 0][:, None, :]  # (T, 1, B)
+
+    def rec_in(h):
+        """The previous state as it enters the recurrent product (masked if dropout)."""
+        return h if rmT is None else np.multiply(h, rmT, out=hm)
 
     hT = _empty((T + 1, H, B), dt)
     hT[0] = h0.T
@@ -489,16 +489,16 @@ def direction_backward(
         m2 = None if mask is None else mask[:, :, 0]  # (T, B)
         keep = None if m is None else np.empty((H, B), dtype=dt)
         d = np.empty((GH, B), dtype=dt)  # the step's gate gradients, for its product
-        loop = fast.tanh_loop(dt)
-        tc = np.empty((H, B), dtype=dt)  # tanh(c) of a step, when the cache has none
         if kind == "lstm":
+            loop = fast.tanh_loop(dt)
+            cT, tanh_c = cache.cT, cache.aux.get("tanh_c")
+            tc = np.empty((H, B), dtype=dt)  # tanh(c) of a step, when the cache has none
             dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
                 dc_last.T, dtype=dt, order="C")
             keep_c = None if m is None else np.empty((H, B), dtype=dt)
             for t in range(T - 1, -1, -1):
-                fast.lstm_backward_step(loop, t, gT, cache.cT, cache.aux.get("tanh_c"), tc,
-                                        dhs, m2, rmT, dh, dc, keep, keep_c, d, dG, small,
-                                        t < T - 1)
+                fast.lstm_backward_step(loop, t, gT, cT, tanh_c, tc, dhs, m2, rmT, dh, dc,
+                                        keep, keep_c, d, dG, small, t < T - 1)
                 np.matmul(Wh, d, out=dh)
             _finish_step(dh, rmT, keep, dc, keep_c)
         elif kind == "rnn":
