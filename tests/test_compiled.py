@@ -2,8 +2,10 @@
 
 Every configuration runs twice, once with the kernels and once with
 ``rnnkit.compiled.disabled()``, and every output, state, cache array and gradient must have
-the same bytes. Skipped where numba is not installed (the numpy engine is then the only
-one, and the rest of the suite tests it).
+the same bytes (with ``set_threads(1)``; the LSTM recurrence split across threads, tested
+at the end, is checked shard by shard and against the numpy engine to rounding). Skipped
+where numba is not installed (the numpy engine is then the only one, and the rest of the
+suite tests it).
 """
 
 import numpy as np
@@ -16,6 +18,15 @@ from rnnkit.models import LanguageModel, SequenceClassifier
 pytest.importorskip("numba")
 
 from helpers import make_layer, random_state  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def unsplit():
+    """The bit-for-bit comparisons run with ``set_threads(1)``: a split LSTM recurrence
+    (the tests at the end) agrees with the numpy engine to rounding, not to the bit."""
+    previous = compiled.set_threads(1)
+    yield
+    compiled.set_threads(previous)
 
 
 def both(fn):
@@ -289,3 +300,140 @@ def test_caches_cross_engines(kind):
             compiled.set_enabled(True)
     for r in results[1:]:
         assert_same_bits(results[0], r)
+
+
+# --------------------------------------------------------------------------- split batch
+def lstm_case(dtype, B, one_hot, T=9, D=5, H=12, seed=0):
+    rng = np.random.default_rng(seed)
+    p = {"W_x": rng.uniform(-0.5, 0.5, (D, 4 * H)).astype(dtype),
+         "W_h": rng.uniform(-0.5, 0.5, (H, 4 * H)).astype(dtype),
+         "b": rng.uniform(-0.5, 0.5, 4 * H).astype(dtype)}
+    ids = rng.integers(0, D, (T, B))
+    x = None if one_hot else rng.standard_normal((T, B, D)).astype(dtype)
+    h0, c0 = (rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
+    dhs, dh_last, dc_last = (rng.standard_normal(s).astype(dtype)
+                             for s in [(T, B, H), (B, H), (B, H)])
+    return p, x, ids, h0, c0, dhs, dh_last, dc_last
+
+
+def run_lstm(case, cols=slice(None)):
+    """Forward and backward of an LSTM direction on the batch columns cols."""
+    p, x, ids, h0, c0, dhs, dh_last, dc_last = case
+    c = cells.direction_forward("lstm", p, None if x is None else x[:, cols], h0[cols],
+                                c0[cols], ids=ids[:, cols] if x is None else None)
+    r = cells.direction_backward(c, dhs[:, cols], dh_last[cols], dc_last[cols])
+    return c, r
+
+
+def test_threads_setting():
+    assert compiled.set_threads(3) == 1  # the fixture set 1
+    assert compiled.threads() == 3 and compiled.shards(16) == 2 and compiled.shards(40) == 3
+    assert compiled.shards(15) == 1
+    compiled.set_threads(None)
+    assert compiled.threads() == min(2, len(__import__("os").sched_getaffinity(0)))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="n must be a positive int or None, got"):
+            compiled.set_threads(bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("B", [16, 21])
+def test_split_lstm_is_the_unsplit_computation_of_each_shard(dtype, one_hot, B):
+    """Each shard of a split forward and backward gives the bits of the unsplit engine run
+    on the shard's columns alone with a one-thread BLAS (the split changes which products
+    the BLAS computes, nothing else); the split is deterministic."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    case = lstm_case(dtype, B, one_hot)
+    compiled.set_threads(2)
+    c, r = run_lstm(case)
+    c2, r2 = run_lstm(case)
+    assert c.shards is not None and len(c.shards) == 2
+    assert_same_bits([c.hs, c.gT, c.cT, r], [c2.hs, c2.gT, c2.cT, r2])
+    compiled.set_threads(1)
+    for b0, b1 in [(0, B // 2), (B // 2, B)]:
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            cs, rs = run_lstm(case, slice(b0, b1))
+        assert cs.shards is None
+        assert_same_bits([c.hs[:, b0:b1], c.gT[:, :, b0:b1], c.cT[:, :, b0:b1],
+                          c.c_last[b0:b1], r[1][b0:b1], r[2][b0:b1]],
+                         [cs.hs, cs.gT, cs.cT, cs.c_last, rs[1], rs[2]])
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_split_lstm_agrees_with_numpy_engine(dtype, tol, one_hot):
+    case = lstm_case(dtype, 32, one_hot, H=40)
+    compiled.set_threads(2)
+    c, r = run_lstm(case)
+    assert c.shards is not None
+    with compiled.disabled():
+        cn, rn = run_lstm(case)
+    for a, b in zip(flat([c.hs, c.gT, c.cT, c.tanh_c, c.acts, c.cs, r]),
+                    flat([cn.hs, cn.gT, cn.cT, cn.tanh_c, cn.acts, cn.cs, rn]), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    # the numpy engine can differentiate a split cache (its arrays are joined on demand)
+    with compiled.disabled():
+        rx = cells.direction_backward(c, case[5], case[6], case[7])
+    for a, b in zip(flat(rx), flat(rn), strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_what_is_not_split(monkeypatch):
+    """Masks, recurrent dropout, small batches and the other kinds run unsplit."""
+    compiled.set_threads(2)
+    k = compiled.kernels()
+    runs = []
+    monkeypatch.setattr(k, "run_shards", lambda jobs: runs.append(len(jobs)) or [j() for j in jobs])
+    case = lstm_case(np.float32, 16, True)
+    p, x, ids, h0, c0 = case[:5]
+    assert cells.direction_forward("lstm", p, None, h0, c0, ids=ids).shards is not None
+    assert runs == [2]
+    m = np.ones((ids.shape[0], 16, 1), bool)
+    assert cells.direction_forward("lstm", p, None, h0, c0, mask=m, ids=ids).shards is None
+    rm = np.ones((16, h0.shape[1]), np.float32)
+    assert cells.direction_forward("lstm", p, None, h0, c0, rec_mask=rm, ids=ids).shards is None
+    assert cells.direction_forward("lstm", p, None, h0[:15], c0[:15],
+                                   ids=ids[:, :15]).shards is None
+    pr = {"W_x": p["W_x"][:, :12], "W_h": p["W_h"][:, :12], "b": p["b"][:12]}
+    assert cells.direction_forward("rnn", pr, None, h0, None, ids=ids).shards is None
+    assert runs == [2]
+
+
+def test_split_leaves_the_blas_threads_as_they_were():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    compiled.set_threads(2)
+    run_lstm(lstm_case(np.float32, 16, True))
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("embedding_dim", [None, 6])
+def test_split_language_model_training_agrees(embedding_dim):
+    """Three Adam steps of a 2-layer LSTM language model at batch 16, split and unsplit."""
+    from rnnkit.optim import Adam
+
+    def run(n):
+        compiled.set_threads(n)
+        model = LanguageModel(11, cell="lstm", hidden_size=12, num_layers=2,
+                              embedding_dim=embedding_dim, rng=5)
+        opt = Adam(model.params, lr=0.01)
+        rng = np.random.default_rng(0)
+        losses = []
+        for _ in range(3):
+            ids = rng.integers(0, 11, (16, 9))
+            stats, grads, _ = model.train_batch({"x": ids[:, :-1], "y": ids[:, 1:]})
+            opt.step(grads)
+            losses.append(stats["loss"])
+        return np.array(losses), model.params
+
+    (la, pa), (lb, pb) = run(2), run(1)
+    np.testing.assert_allclose(la, lb, rtol=1e-6)
+    for k in pa:
+        np.testing.assert_allclose(pa[k], pb[k], rtol=1e-5, atol=1e-6)

@@ -65,6 +65,44 @@ def apply_loop(loop, x, out):
     _apply(loop, x, out, x.size)
 
 
+@intrinsic
+def _call_gemm(typingctx, fn, m, n, k, alpha, a, b, c):
+    """``cblas_?gemm(RowMajor, NoTrans, NoTrans, m, n, k, alpha, a, k, b, n, 0, c, n)`` at
+    address fn (64-bit integers, the ILP64 interface numpy's OpenBLAS has); a, b, c are
+    addresses, alpha (and beta = 0) of the matrices' float type."""
+    sig = types.void(types.intp, types.intp, types.intp, types.intp, alpha, types.intp,
+                     types.intp, types.intp)
+
+    def codegen(context, builder, signature, llargs):
+        i8p, i32, i64 = ir.IntType(8).as_pointer(), ir.IntType(32), ir.IntType(64)
+        fl = context.get_value_type(signature.args[4])
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, fl, i8p, i64,
+                                               i8p, i64, fl, i8p, i64])
+        f = builder.inttoptr(llargs[0], fnty.as_pointer())
+        m_, n_, k_ = (builder.sext(v, i64) if v.type.width < 64 else v for v in llargs[1:4])
+        ptrs = [builder.inttoptr(v, i8p) for v in llargs[5:8]]
+        builder.call(f, [i32(101), i32(111), i32(111), m_, n_, k_, llargs[4], ptrs[0], k_,
+                         ptrs[1], n_, fl(0.0), ptrs[2], n_])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _gemm(fn, a, b, c):
+    """``np.matmul(a, b, out=c)`` as numpy calls the BLAS for C-contiguous a (M, K),
+    b (K, N), c (M, N) with N > 1: the same function, the same arguments."""
+    M, K = a.shape
+    N = b.shape[1]
+    _call_gemm(fn, M, N, K, a.dtype.type(1), a.ctypes.data, b.ctypes.data, c.ctypes.data)
+
+
+@jit
+def gemm(fn, a, b, c):
+    """``c[...] = a @ b`` through the BLAS function at address fn (see :func:`_gemm`)."""
+    _gemm(fn, a, b, c)
+
+
 # --------------------------------------------------------------------------- rnn
 @jit
 def rnn_forward_step(loop, gT, rec, Wb, ids, hp, h, hs, t, relu, m, rmT, hm):
@@ -183,6 +221,33 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
         d1[2 * n + k] = (((one - f) * f) * cp[k]) * yk
         y[k] = yk * f
     _store(d, dG, t, small)
+
+
+@jit
+def lstm_forward_shard(loop, fn, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs):
+    """All T steps of one shard of the batch (no mask, no recurrent dropout): per step the
+    recurrent product ``rec = WhT @ h_prev`` through the BLAS at fn, then
+    :func:`lstm_forward_step`. gT (T, GH, Bs) input projections (or ids (T, Bs) and Wb),
+    cT (T+1, H, Bs) with cT[0] set, hbuf (2, H, Bs) with hbuf[0] = h0, hs (T+1, Bs, H)
+    the shard's rows of the layer's states (a view)."""
+    T = gT.shape[0]
+    for t in range(T):
+        hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
+        _gemm(fn, WhT, hp, rec)
+        lstm_forward_step(loop, gT, rec, Wb, ids, cT, tc, hp, h, hs, t, None, None, None)
+
+
+@jit
+def lstm_backward_shard(loop, fn, Wh, gT, cT, tc, dhs, dh, dc, d, dG):
+    """All T steps of one shard backward (no mask, no recurrent dropout): per step
+    :func:`lstm_backward_step`, then ``dh = Wh @ d`` through the BLAS at fn. dh, dc (H, Bs)
+    hold the gradients of the last state and end with those of the first; dhs (T, Bs, H)
+    (a view) or None; dG (GH, T, Bs) the shard's columns of the step gradients (a view)."""
+    T = gT.shape[0]
+    for t in range(T - 1, -1, -1):
+        lstm_backward_step(loop, t, gT, cT, None, tc, dhs, None, None, dh, dc, None, None, d,
+                           dG, False, False)
+        _gemm(fn, Wh, d, dh)
 
 
 # --------------------------------------------------------------------------- gru
@@ -491,10 +556,10 @@ def _store(d, dG, t, small):
     (GH, T, B)."""
     GH, B = d.shape
     if small:
-        n = GH * B
-        src, dst = d.reshape(n), dG[t].reshape(n)
-        for k in range(n):
-            dst[k] = src[k]
+        dst = dG[t]
+        for j in range(GH):
+            for b in range(B):
+                dst[j, b] = d[j, b]
     else:
         for j in range(GH):
             src, dst = d[j], dG[j, t]

@@ -13,7 +13,10 @@ Two engines run these functions, with the same results bit for bit: the numpy co
 below (the reference, always available) and, when numba is installed, compiled kernels
 (:mod:`rnnkit.compiled`) that fuse the element-wise work of each step into one pass and
 leave the matrix products to numpy. The kernels reproduce the numpy code's operations
-one for one; each kernel's docstring names the lines it reproduces.
+one for one; each kernel's docstring names the lines it reproduces. The one exception:
+with several cores, the compiled LSTM splits a large enough batch into shards, one per
+core (:func:`rnnkit.compiled.set_threads`); each shard's results are the unsplit engine's
+for its columns, and the products of fewer columns may round differently.
 
 Inside, the recurrence runs **feature-major**: one step's state is ``h^T (H, B)`` and its
 gates ``(G*H, B)``, so that the recurrent product is ``W_h^T @ h^T`` (1.2-1.9x faster on
@@ -64,6 +67,7 @@ at every step: ``h_{t-1} @ W_h`` becomes ``(h_{t-1} * rec_mask) @ W_h`` (GRU res
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 
 import numpy as np
@@ -156,16 +160,58 @@ class DirCache:
     (T+1, B, H)``, ``acts (T, B, G*H)`` activated gates in the documented order. The states
     are kept in one of the two layouts, hT or hs, and the other is made from it when it is
     first asked for; the LSTM's ``tanh_c`` likewise, from cT, when it was not kept (with
-    ``np.tanh``, the same bits).
+    ``np.tanh``, the same bits). A forward split across threads keeps ``shards`` instead of
+    gT and cT, which are joined when first asked for.
     """
 
     def __init__(self, kind, x, params, hT, gT, cT=None, aux=None, mask=None,
                  rec_mask=None, nonlinearity="tanh", reset_after=True, ids=None, hs=None):
         self.kind, self.x, self.params, self.ids = kind, x, params, ids
-        self._hT, self._hs, self.gT, self.cT = hT, hs, gT, cT
+        self._hT, self._hs, self._gT, self._cT = hT, hs, gT, cT
         self.aux = {} if aux is None else aux
         self.mask, self.rec_mask = mask, rec_mask
         self.nonlinearity, self.reset_after = nonlinearity, reset_after
+        # a forward split across threads keeps each shard's arrays instead of gT and cT:
+        # [(b0, b1, gT (T, GH, b1-b0), cT (T+1, H, b1-b0))], the batch columns b0:b1
+        self.shards: list | None = None
+
+    def _joined(self, k: int) -> np.ndarray:
+        """gT (k = 2) or cT (k = 3) of a split forward, its shards side by side."""
+        first = self.shards[0][k]
+        B = self.shards[-1][1]
+        out = np.empty(first.shape[:2] + (B,), dtype=first.dtype)
+        for sh in self.shards:
+            out[:, :, sh[0] : sh[1]] = sh[k]
+        return out
+
+    @property
+    def gT(self) -> np.ndarray:
+        """Activated gates (T, G*H, B), inside order."""
+        if self._gT is None and self.shards is not None:
+            self._gT = self._joined(2)
+        return self._gT
+
+    @gT.setter
+    def gT(self, value):
+        self._gT = value
+
+    @property
+    def cT(self) -> np.ndarray | None:
+        """LSTM cells (T+1, H, B), feature-major, or None."""
+        if self._cT is None and self.shards is not None:
+            self._cT = self._joined(3)
+        return self._cT
+
+    @cT.setter
+    def cT(self, value):
+        self._cT = value
+
+    @property
+    def c_last(self) -> np.ndarray:
+        """LSTM: the last cell state (B, H)."""
+        if self._cT is None and self.shards is not None:
+            return np.concatenate([sh[3][-1].T for sh in self.shards])
+        return self.cT[-1].T
 
     @property
     def hT(self) -> np.ndarray:
@@ -250,6 +296,9 @@ def direction_forward(
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     WhT = _inside_rows(W_h, rot, S)  # (GH, H)
     fast = _compiled.kernels()
+    if (fast is not None and kind == "lstm" and mask is None and rec_mask is None
+            and _compiled.shards(B) > 1 and fast.gemm(dt) is not None):
+        return _lstm_forward_split(fast, _compiled.shards(B), params, x, ids, h0, c0, WhT)
     # input projections of all steps, (T, GH, B); they become the activated gates in place
     gT = _empty((T, GH, B), dt)
     Wb = None
@@ -422,6 +471,88 @@ def direction_forward(
     return cache
 
 
+def _bounds(B: int, n: int) -> list:
+    """The batch columns of n shards: [(b0, b1), ...], as equal as can be."""
+    return [(B * k // n, B * (k + 1) // n) for k in range(n)]
+
+
+def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
+    """The compiled LSTM forward (no mask, no recurrent dropout) as n independent shards
+    of the batch, each on its own thread with its own single-threaded recurrent products
+    (:func:`rnnkit.compiled.set_threads`): the same per-step kernels as the unsplit path.
+    Each shard keeps its gates and cells; the states go into one hs (T+1, B, H)."""
+    W_x, b = params["W_x"], params.get("b")
+    T, B = ids.shape if x is None else x.shape[:2]
+    GH, H = WhT.shape
+    D = W_x.shape[0]
+    dt = WhT.dtype
+    rot, S = _rot("lstm", H), _n_sigmoid("lstm", H)
+    loop, fn = fast.tanh_loop(dt), fast.gemm(dt)
+    if x is None:  # one-hot inputs: the kernels read columns of (W_x + b)^T
+        Wb = _inside_rows(W_x if b is None else np.add(W_x, b, out=_empty(W_x.shape, dt)),
+                          rot, S)
+    else:
+        Wb = None
+        WxT = _inside_rows(W_x if b is None else np.concatenate([W_x, b[None, :]]), rot, S)
+    hs = _empty((T + 1, B, H), dt)
+    hs[0] = h0
+    shards, jobs = [], []
+    for b0, b1 in _bounds(B, n):
+        Bs = b1 - b0
+        gT = _empty((T, GH, Bs), dt)
+        ids_s = None if x is not None else np.ascontiguousarray(ids[:, b0:b1])
+        xT = None
+        if x is not None:  # as the unsplit path's products for B >= 8, on the shard's columns
+            xT = x[:, b0:b1].transpose(0, 2, 1)
+            if b is not None:
+                xT = np.concatenate([xT, np.ones((T, 1, Bs), dtype=dt)], axis=1,
+                                    out=_empty((T, D + 1, Bs), dt))
+        cT = _empty((T + 1, H, Bs), dt)
+        cT[0] = c0[b0:b1].T
+        hbuf = np.empty((2, H, Bs), dtype=dt)
+        hbuf[0] = h0[b0:b1].T
+        rec, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
+        shards.append((b0, b1, gT, cT))
+        steps = functools.partial(fast.lstm_forward_shard, loop, fn, WhT, gT, rec, Wb, ids_s,
+                                  cT, tc, hbuf, hs[:, b0:b1])
+        jobs.append(steps if xT is None else functools.partial(_project_then, WxT, xT, gT,
+                                                               steps))
+    fast.run_shards(jobs)
+    cache = DirCache("lstm", x, params, None, None, ids=ids, hs=hs)
+    cache.shards = shards
+    return cache
+
+
+def _project_then(WxT, xT, gT, steps) -> None:
+    """A shard's job with dense inputs: its input projections ``gT = WxT @ xT`` (T products,
+    in the shard's thread), then its steps."""
+    np.matmul(WxT, xT, out=gT)
+    steps()
+
+
+def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG) -> None:
+    """The backward of :func:`_lstm_forward_split`, shard by shard on the same threads:
+    dh, dc (H, B) come in as the gradients of the last state and leave as those of the
+    first; each shard writes its columns of dG (GH, T, B)."""
+    dt = dh.dtype
+    loop, fn = fast.tanh_loop(dt), fast.gemm(dt)
+    H = dh.shape[0]
+    GH = Wh.shape[1]
+    parts, jobs = [], []
+    for b0, b1, gT, cT in cache.shards:
+        Bs = b1 - b0
+        dh_s, dc_s = np.ascontiguousarray(dh[:, b0:b1]), np.ascontiguousarray(dc[:, b0:b1])
+        d, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
+        parts.append((b0, b1, dh_s, dc_s))
+        jobs.append(functools.partial(fast.lstm_backward_shard, loop, fn, Wh, gT, cT, tc,
+                                      None if dhs is None else dhs[:, b0:b1], dh_s, dc_s, d,
+                                      dG[:, :, b0:b1]))
+    fast.run_shards(jobs)
+    for b0, b1, dh_s, dc_s in parts:
+        dh[:, b0:b1] = dh_s
+        dc[:, b0:b1] = dc_s
+
+
 # --------------------------------------------------------------------------- backward
 def _finish_step(dh, rmT, keep, dc=None, keep_c=None, drec=None):
     """The numpy code's end of the last backward step after its product, for the compiled
@@ -455,15 +586,17 @@ def direction_backward(
     holds ``W_x, W_h`` and, when present, ``b, b_hn``.
     """
     kind, p, mask, rm = cache.kind, cache.params, cache.mask, cache.rec_mask
-    x, gT = cache.x, cache.gT
-    T, GH, B = gT.shape
-    D, H = p["W_x"].shape[0], p["W_h"].shape[0]
-    dt = gT.dtype
+    x = cache.x
+    D, (H, GH) = p["W_x"].shape[0], p["W_h"].shape
+    T, B = cache.hs.shape[0] - 1, cache.hs.shape[1]
+    dt = p["W_h"].dtype
+    fast = _compiled.kernels()
+    split = cache.shards is not None and fast is not None and fast.gemm(dt) is not None
+    gT = None if split else cache.gT  # a split forward keeps its shards' gates apart
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
     dh = np.zeros((H, B), dtype=dt) if dh_last is None else np.array(dh_last.T, dtype=dt,
                                                                       order="C")
-    fast = _compiled.kernels()
     if dhs is not None:
         dhs = np.asarray(dhs, dtype=dt)
     dhsT = None if dhs is None or fast is not None else _feature_major(dhs, dt)
@@ -490,11 +623,14 @@ def direction_backward(
         keep = None if m is None else np.empty((H, B), dtype=dt)
         d = np.empty((GH, B), dtype=dt)  # the step's gate gradients, for its product
         if kind == "lstm":
+            dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
+                dc_last.T, dtype=dt, order="C")
+        if split:
+            _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG)
+        elif kind == "lstm":
             loop = fast.tanh_loop(dt)
             cT, tanh_c = cache.cT, cache.aux.get("tanh_c")
             tc = np.empty((H, B), dtype=dt)  # tanh(c) of a step, when the cache has none
-            dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
-                dc_last.T, dtype=dt, order="C")
             keep_c = None if m is None else np.empty((H, B), dtype=dt)
             for t in range(T - 1, -1, -1):
                 fast.lstm_backward_step(loop, t, gT, cT, tanh_c, tc, dhs, m2, rmT, dh, dc,

@@ -8,7 +8,24 @@ compiled kernel per time step, forward and backward, for the RNN, the LSTM and b
 of the GRU; so are :class:`rnnkit.optim.Adam`'s update and the LSTM's generation step of
 batch 1. The matrix products stay numpy's.
 
-**The results are those of the numpy engine, bit for bit**, on the same machine:
+**The LSTM recurrence on two cores.** Element-wise work in numpy runs on one core while
+the BLAS uses all of them, and the recurrence of one time step depends on the one before.
+But the columns of the batch are independent: on a machine with 2 or more cores the
+compiled LSTM (without a mask or recurrent dropout, with at least 8 columns of the batch
+per thread) splits its batch into shards, one per thread (:func:`set_threads`), and each
+shard runs all its time steps, forward and backward, in one compiled call on its own core,
+calling numpy's BLAS (OpenBLAS, found at load time and checked to give ``np.matmul``'s bits)
+directly with one thread. The weight gradients of all steps stay one large product on all
+cores. Each shard computes exactly what the unsplit engine computes for its columns alone;
+the difference from the unsplit batch is that the BLAS forms products of fewer columns on
+one thread, which can round the sums differently (in the configurations of
+``benchmarks/bench.py`` the bits came out the same). While a split runs, OpenBLAS is set to
+one thread process-wide and its idle workers are stopped (it restarts them at its next
+product on several threads): do not run numpy matrix products in other threads of the
+process at the same time, or call ``set_threads(1)``.
+
+**Otherwise the results are those of the numpy engine, bit for bit** (and with
+``set_threads(1)``, always), on the same machine:
 
 - every kernel performs the same IEEE operations as the numpy code, on the same values and
   in the same order (``((1 - o) * o) * tanh_c`` where numpy does ``1 - o``, ``*= o``,
@@ -22,7 +39,9 @@ batch 1. The matrix products stay numpy's.
 
 ``tests/test_compiled.py`` runs the engine both ways (every kind and form, float32 and
 float64, small and large batches, masks, recurrent dropout, one-hot ids, whole layers and
-models, Adam, generation) and compares the results byte for byte. Without numba, or after
+models, Adam, generation) and compares the results byte for byte; the split LSTM shard by
+shard against the unsplit engine (byte for byte) and against the numpy engine (to
+rounding). Without numba, or after
 ``set_enabled(False)`` (a process-wide switch), the engine runs the numpy code. A
 difference that remains: the numpy code honours ``np.errstate(...='raise')`` in its
 element-wise passes, the kernels do not check floating-point errors.
@@ -36,15 +55,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["available", "enabled", "set_enabled", "disabled", "unavailable_reason"]
+__all__ = ["available", "enabled", "set_enabled", "disabled", "unavailable_reason",
+           "threads", "set_threads"]
 
 _lock = threading.Lock()
 _wanted = True  # set_enabled(); the kernels run when wanted and available
 _state: dict = {}  # "kernels": the compiled namespace, or "reason": why there is none
+_threads: list = []  # set_threads(); empty: the default, min(2, usable cores)
 
 
 def set_enabled(flag: bool) -> bool:
@@ -66,6 +90,42 @@ def disabled():
         yield
     finally:
         set_enabled(previous)
+
+
+def threads() -> int:
+    """How many threads the compiled LSTM recurrence splits a batch across (see
+    :func:`set_threads`); by default 2 where this process may use 2 or more cores, else 1."""
+    if _threads:
+        return _threads[0]
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return min(2, cores)
+
+
+def set_threads(n: int | None) -> int:
+    """Split the batch of the compiled LSTM recurrence across n threads (1: never; None:
+    back to the default of :func:`threads`). Returns the previous value.
+
+    With n > 1, an LSTM direction without a mask or recurrent dropout and with a batch of
+    at least 8 columns per thread runs as n independent shards of the batch, each on its
+    own core with its own single-threaded matrix products. Its results then differ from
+    the numpy engine's (and from ``set_threads(1)``) by the rounding of those products only
+    (the BLAS sums a product of fewer columns, on one thread, in a different order); with a
+    fixed n they are the same from run to run. With n = 1 every result is the numpy
+    engine's, bit for bit."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a positive int or None, got {n!r}")
+    previous = threads()
+    _threads[:] = [] if n is None else [n]
+    return previous
+
+
+def shards(batch: int) -> int:
+    """How many shards the compiled LSTM recurrence splits a batch of this size into (1
+    when it is not split): each shard has at least 8 columns."""
+    return max(1, min(threads(), batch // 8))
 
 
 def available() -> bool:
@@ -157,21 +217,130 @@ def _probe(dtype) -> np.ndarray:
 KERNELS = ("rnn_forward_step", "rnn_backward_step", "lstm_forward_step", "lstm_backward_step",
            "gru_forward_step", "gru_forward_finish", "gru_backward_step",
            "gru_backward_reset_before", "gru_backward_finish", "lstm_stepper_gates",
-           "adam_update", "apply_loop")
+           "adam_update", "apply_loop", "lstm_forward_shard", "lstm_backward_shard")
 
 
 class _Kernels:
     """The compiled kernels (module :mod:`rnnkit._kernels`, as attributes named in
-    ``KERNELS``) and numpy's tanh loops."""
+    ``KERNELS``), numpy's tanh loops and, where found, numpy's BLAS."""
 
     def __init__(self, module, tanh: dict):
         for name in KERNELS:
             setattr(self, name, getattr(module, name))
+        self.gemm_kernel = module.gemm
         self._tanh = tanh
+        self._blas: dict | None = None
+        self._pool = None
+        self._pool_lock = threading.Lock()
 
     def tanh_loop(self, dtype) -> tuple:
         """``(fn, data)``, the kernels' ``loop`` argument: numpy's tanh loop for dtype."""
         return self._tanh[np.dtype(dtype)]
+
+    def gemm(self, dtype) -> int | None:
+        """The address of numpy's BLAS ``cblas_?gemm`` for dtype, checked to give
+        ``np.matmul``'s bits, or None where it was not found (the recurrence then runs step
+        by step, unsplit)."""
+        if self._blas is None:
+            self._blas = _find_blas(self.gemm_kernel)
+        return self._blas.get(np.dtype(dtype))
+
+    def run_shards(self, jobs: list) -> None:
+        """Run the callables ``jobs`` at once, the first in this thread and each other one
+        in a thread of the pool, with numpy's BLAS limited to one thread meanwhile (its
+        thread count is process-wide: products in other threads of the process run on
+        one thread too until the jobs end). The first exception is raised once all have
+        finished."""
+        get_blas, set_blas = self._blas["get_threads"], self._blas["set_threads"]
+        error = None
+        with self._pool_lock:  # one split at a time: the thread count is restored in order
+            if len(jobs) > 1 and (self._pool is None or self._pool._max_workers < len(jobs) - 1):
+                self._pool = ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="rnnkit")
+            previous = get_blas()
+            set_blas(1)
+            try:
+                if len(jobs) > 1 and self._blas["shutdown"] is not None:
+                    # OpenBLAS' idle workers spin for a while after each product (about
+                    # 0.1 s by default) and would take the cores from the shards; it starts
+                    # them again at its next product on several threads
+                    self._blas["shutdown"]()
+                futures = [self._pool.submit(job) for job in jobs[1:]]
+                try:
+                    jobs[0]()
+                except BaseException as e:  # wait for the others before raising
+                    error = e
+                for f in futures:
+                    try:
+                        f.result()
+                    except BaseException as e:
+                        error = error or e
+            finally:
+                set_blas(previous)
+        if error is not None:
+            raise error
+
+
+# ILP64 names first: numpy's own OpenBLAS (numpy 2: scipy-openblas64, numpy 1.2x: openblas64_)
+_GEMM_NAMES = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
+               np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
+
+
+def _blas_libraries() -> list[str]:
+    """Paths of the OpenBLAS libraries numpy may have loaded: those in numpy's wheel
+    first, then any other mapped into this process (Linux)."""
+    here = os.path.dirname(np.__file__)
+    paths = sorted(glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*"))
+                   + glob.glob(os.path.join(here, ".dylibs", "*openblas*")))
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "openblas" in os.path.basename(path) and path not in paths:
+                    paths.append(path)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return paths
+
+
+def _find_blas(gemm_kernel) -> dict:
+    """``{dtype: gemm address}`` and the functions ``"get_threads"``, ``"set_threads"``
+    (``openblas_get/set_num_threads``, process-wide) and ``"shutdown"`` (OpenBLAS'
+    ``blas_thread_shutdown_``, or None) of the first library whose ILP64 gemm gives the
+    bits of ``np.matmul`` on a probe; {} if none."""
+    rng = np.random.default_rng(7)
+    for path in _blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        pattern = next((f"{pre}openblas_%s_num_threads{post}"
+                        for pre, post in [("scipy_", "64_"), ("", "64_"), ("", "")]
+                        if hasattr(lib, f"{pre}openblas_get_num_threads{post}")), None)
+        if pattern is None:
+            continue
+        get_threads, set_threads = getattr(lib, pattern % "get"), getattr(lib, pattern % "set")
+        get_threads.restype, get_threads.argtypes = ctypes.c_int, []
+        set_threads.restype, set_threads.argtypes = None, [ctypes.c_int]
+        found = {}
+        for dt, names in _GEMM_NAMES.items():
+            for name in names:
+                fn = ctypes.cast(getattr(lib, name, None) or 0, ctypes.c_void_p).value
+                if not fn:
+                    continue
+                a, b = (rng.standard_normal(s).astype(dt) for s in [(67, 45), (45, 19)])
+                c = np.empty((67, 19), dtype=dt)
+                gemm_kernel(fn, a, b, c)
+                if c.tobytes() == np.matmul(a, b).tobytes():
+                    found[dt] = fn
+                break
+        if len(found) == len(_GEMM_NAMES):
+            found["get_threads"], found["set_threads"] = get_threads, set_threads
+            shutdown = getattr(lib, "blas_thread_shutdown_", None)
+            if shutdown is not None:
+                shutdown.restype, shutdown.argtypes = ctypes.c_int, []
+            found["shutdown"] = shutdown
+            return found
+    return {}
 
 
 def _build() -> _Kernels:

@@ -355,7 +355,7 @@ class Recurrent:
                 douts.append(o if d == 0 else _time_gather(o, rev_idx))
                 h_final.append(dc.hs[-1])
                 if self.kind == "lstm":
-                    c_final.append(dc.cT[-1].T)  # (B, H) without the whole cs
+                    c_final.append(dc.c_last)  # (B, H) without the whole cs
             y = _merge(douts, self.merge)
             if m is not None:
                 y = y * m
