@@ -2,8 +2,9 @@
 
 Times one training step (the one of ``bench.py``: ``LanguageModel.train_batch`` of an LSTM
 on one-hot inputs, per-step linear output layer, softmax cross-entropy over 65 symbols,
-forward + backward, then ``Adam.step``), once with rnnkit's compiled kernels (if numba is
-installed) and once on its numpy engine, and splits it into
+forward + backward, then ``Adam.step``) with rnnkit's compiled kernels (if numba is
+installed; with the batch split across threads where it applies, and unsplit) and on its
+numpy engine, and splits it into
 
 * the matrix products inside ``rnnkit.cells.direction_forward/backward``, by role
   (input projection, per-step recurrent products, weight gradients, input gradient);
@@ -261,17 +262,26 @@ def main(argv=None) -> int:
 
     import rnnkit.compiled
 
-    engines = [("numpy engine", False)]
+    engines = [("numpy engine", False, 1)]
     if rnnkit.compiled.available():
-        engines.insert(0, ("compiled kernels", True))
+        engines.insert(0, ("compiled kernels, batch unsplit (set_threads(1))", True, 1))
+        n = rnnkit.compiled.shards(B)
+        if n > 1:
+            engines.insert(0, (f"compiled kernels, batch split across {n} threads (each "
+                               "shard's recurrent products run inside its compiled call and "
+                               "count as element-wise work here)", True, None))
     else:
         print(f"(no compiled kernels: {rnnkit.compiled.unavailable_reason()})")
-    for name, compiled in engines:
+    for name, compiled, threads in engines:
         previous = rnnkit.compiled.set_enabled(compiled)
+        previous_threads = rnnkit.compiled.threads()
+        if threads is not None:
+            rnnkit.compiled.set_threads(threads)
         try:
             print_profile(name, profile_step(B, T, H, L, args.reps, args.seed), B, T, H, L)
         finally:
             rnnkit.compiled.set_enabled(previous)
+            rnnkit.compiled.set_threads(previous_threads)
 
     print("float32 matrix products of the same shapes, alone (median per product):")
     print(f"{'product':<36}{'m x k x n':>18}{'calls':>7}{'numpy us':>10}{'GFLOP/s':>9}"
