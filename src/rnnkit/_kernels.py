@@ -88,19 +88,46 @@ def _call_gemm(typingctx, fn, m, n, k, alpha, a, b, c):
     return sig, codegen
 
 
+@intrinsic
+def _call_gemv(typingctx, fn, m, n, alpha, a, x, y):
+    """``cblas_?gemv(RowMajor, NoTrans, m, n, alpha, a, n, x, 1, 0, y, 1)`` at address fn
+    (ILP64, as :func:`_call_gemm`)."""
+    sig = types.void(types.intp, types.intp, types.intp, alpha, types.intp, types.intp,
+                     types.intp)
+
+    def codegen(context, builder, signature, llargs):
+        i8p, i32, i64 = ir.IntType(8).as_pointer(), ir.IntType(32), ir.IntType(64)
+        fl = context.get_value_type(signature.args[3])
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, fl, i8p, i64, i8p, i64,
+                                               fl, i8p, i64])
+        f = builder.inttoptr(llargs[0], fnty.as_pointer())
+        m_, n_ = llargs[1], llargs[2]
+        ptrs = [builder.inttoptr(v, i8p) for v in llargs[4:7]]
+        builder.call(f, [i32(101), i32(111), m_, n_, llargs[3], ptrs[0], n_, ptrs[1], i64(1),
+                         fl(0.0), ptrs[2], i64(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _gemm(fn, a, b, c):
+def _gemm(blas, a, b, c):
     """``np.matmul(a, b, out=c)`` as numpy calls the BLAS for C-contiguous a (M, K),
-    b (K, N), c (M, N) with N > 1: the same function, the same arguments."""
+    b (K, N), c (M, N): the same function with the same arguments (``gemv`` when N = 1).
+    blas = (address of ?gemm, address of ?gemv)."""
     M, K = a.shape
     N = b.shape[1]
-    _call_gemm(fn, M, N, K, a.dtype.type(1), a.ctypes.data, b.ctypes.data, c.ctypes.data)
+    one = a.dtype.type(1)
+    if N == 1:
+        _call_gemv(blas[1], M, K, one, a.ctypes.data, b.ctypes.data, c.ctypes.data)
+    else:
+        _call_gemm(blas[0], M, N, K, one, a.ctypes.data, b.ctypes.data, c.ctypes.data)
 
 
 @jit
-def gemm(fn, a, b, c):
-    """``c[...] = a @ b`` through the BLAS function at address fn (see :func:`_gemm`)."""
-    _gemm(fn, a, b, c)
+def gemm(blas, a, b, c):
+    """``c[...] = a @ b`` through numpy's BLAS at the addresses blas (see :func:`_gemm`)."""
+    _gemm(blas, a, b, c)
 
 
 # --------------------------------------------------------------------------- rnn
@@ -224,30 +251,31 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
 
 
 @jit
-def lstm_forward_shard(loop, fn, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs):
-    """All T steps of one shard of the batch (no mask, no recurrent dropout): per step the
-    recurrent product ``rec = WhT @ h_prev`` through the BLAS at fn, then
-    :func:`lstm_forward_step`. gT (T, GH, Bs) input projections (or ids (T, Bs) and Wb),
-    cT (T+1, H, Bs) with cT[0] set, hbuf (2, H, Bs) with hbuf[0] = h0, hs (T+1, Bs, H)
-    the shard's rows of the layer's states (a view)."""
+def lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs):
+    """All T steps of the batch, or of one shard of it (no mask, no recurrent dropout):
+    per step the recurrent product ``rec = WhT @ h_prev`` through numpy's BLAS, then
+    :func:`lstm_forward_step`, as the engine's step loop does them. gT (T, GH, Bs) input
+    projections (or ids (T, Bs) and Wb), cT (T+1, H, Bs) with cT[0] set, hbuf (2, H, Bs)
+    with hbuf[0] = h0, hs (T+1, Bs, H) the states (a shard: its rows of the layer's)."""
     T = gT.shape[0]
     for t in range(T):
         hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
-        _gemm(fn, WhT, hp, rec)
+        _gemm(blas, WhT, hp, rec)
         lstm_forward_step(loop, gT, rec, Wb, ids, cT, tc, hp, h, hs, t, None, None, None)
 
 
 @jit
-def lstm_backward_shard(loop, fn, Wh, gT, cT, tc, dhs, dh, dc, d, dG):
-    """All T steps of one shard backward (no mask, no recurrent dropout): per step
-    :func:`lstm_backward_step`, then ``dh = Wh @ d`` through the BLAS at fn. dh, dc (H, Bs)
-    hold the gradients of the last state and end with those of the first; dhs (T, Bs, H)
-    (a view) or None; dG (GH, T, Bs) the shard's columns of the step gradients (a view)."""
+def lstm_backward_shard(loop, blas, Wh, gT, cT, tc, dhs, dh, dc, d, dG, small):
+    """All T steps backward of the batch or of one shard (no mask, no recurrent dropout):
+    per step :func:`lstm_backward_step`, then ``dh = Wh @ d`` through numpy's BLAS. dh, dc
+    (H, Bs) hold the gradients of the last state and end with those of the first; dhs
+    (T, Bs, H) or None; dG the step gradients, (T, GH, Bs) if small else (GH, T, Bs) (a
+    shard: its columns of the batch's)."""
     T = gT.shape[0]
     for t in range(T - 1, -1, -1):
         lstm_backward_step(loop, t, gT, cT, None, tc, dhs, None, None, dh, dc, None, None, d,
-                           dG, False, False)
-        _gemm(fn, Wh, d, dh)
+                           dG, small, False)
+        _gemm(blas, Wh, d, dh)
 
 
 # --------------------------------------------------------------------------- gru

@@ -297,7 +297,7 @@ def direction_forward(
     WhT = _inside_rows(W_h, rot, S)  # (GH, H)
     fast = _compiled.kernels()
     if (fast is not None and kind == "lstm" and mask is None and rec_mask is None
-            and _compiled.shards(B) > 1 and fast.gemm(dt) is not None):
+            and _compiled.shards(B) > 1 and fast.blas(dt) is not None):
         return _lstm_forward_split(fast, _compiled.shards(B), params, x, ids, h0, c0, WhT)
     # input projections of all steps, (T, GH, B); they become the activated gates in place
     gT = _empty((T, GH, B), dt)
@@ -348,7 +348,10 @@ def direction_forward(
             cT[0] = c0.T
             tanh_c = None if mask is None else _empty((T, H, B), dt)
             tc = np.empty((H, B), dtype=dt)
-            for t in range(T):
+            blas = fast.blas(dt) if m2 is None and rmT is None else None
+            if blas is not None:  # all steps in one call, the same operations
+                fast.lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs)
+            for t in range(T if blas is None else 0):
                 hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
                 np.matmul(WhT, hp if rmT is None else hm, out=rec)
                 fast.lstm_forward_step(loop, gT, rec, Wb, ids, cT,
@@ -487,7 +490,7 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
     D = W_x.shape[0]
     dt = WhT.dtype
     rot, S = _rot("lstm", H), _n_sigmoid("lstm", H)
-    loop, fn = fast.tanh_loop(dt), fast.gemm(dt)
+    loop, blas = fast.tanh_loop(dt), fast.blas(dt)
     if x is None:  # one-hot inputs: the kernels read columns of (W_x + b)^T
         Wb = _inside_rows(W_x if b is None else np.add(W_x, b, out=_empty(W_x.shape, dt)),
                           rot, S)
@@ -513,7 +516,7 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
         hbuf[0] = h0[b0:b1].T
         rec, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         shards.append((b0, b1, gT, cT))
-        steps = functools.partial(fast.lstm_forward_shard, loop, fn, WhT, gT, rec, Wb, ids_s,
+        steps = functools.partial(fast.lstm_forward_shard, loop, blas, WhT, gT, rec, Wb, ids_s,
                                   cT, tc, hbuf, hs[:, b0:b1])
         jobs.append(steps if xT is None else functools.partial(_project_then, WxT, xT, gT,
                                                                steps))
@@ -535,7 +538,7 @@ def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG) -> None:
     dh, dc (H, B) come in as the gradients of the last state and leave as those of the
     first; each shard writes its columns of dG (GH, T, B)."""
     dt = dh.dtype
-    loop, fn = fast.tanh_loop(dt), fast.gemm(dt)
+    loop, blas = fast.tanh_loop(dt), fast.blas(dt)
     H = dh.shape[0]
     GH = Wh.shape[1]
     parts, jobs = [], []
@@ -544,9 +547,9 @@ def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG) -> None:
         dh_s, dc_s = np.ascontiguousarray(dh[:, b0:b1]), np.ascontiguousarray(dc[:, b0:b1])
         d, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         parts.append((b0, b1, dh_s, dc_s))
-        jobs.append(functools.partial(fast.lstm_backward_shard, loop, fn, Wh, gT, cT, tc,
+        jobs.append(functools.partial(fast.lstm_backward_shard, loop, blas, Wh, gT, cT, tc,
                                       None if dhs is None else dhs[:, b0:b1], dh_s, dc_s, d,
-                                      dG[:, :, b0:b1]))
+                                      dG[:, :, b0:b1], False))
     fast.run_shards(jobs)
     for b0, b1, dh_s, dc_s in parts:
         dh[:, b0:b1] = dh_s
@@ -591,7 +594,7 @@ def direction_backward(
     T, B = cache.hs.shape[0] - 1, cache.hs.shape[1]
     dt = p["W_h"].dtype
     fast = _compiled.kernels()
-    split = cache.shards is not None and fast is not None and fast.gemm(dt) is not None
+    split = cache.shards is not None and fast is not None and fast.blas(dt) is not None
     gT = None if split else cache.gT  # a split forward keeps its shards' gates apart
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
@@ -632,7 +635,10 @@ def direction_backward(
             cT, tanh_c = cache.cT, cache.aux.get("tanh_c")
             tc = np.empty((H, B), dtype=dt)  # tanh(c) of a step, when the cache has none
             keep_c = None if m is None else np.empty((H, B), dtype=dt)
-            for t in range(T - 1, -1, -1):
+            blas = fast.blas(dt) if m is None and rmT is None else None
+            if blas is not None:  # all steps in one call (tanh(c) again from c: same bits)
+                fast.lstm_backward_shard(loop, blas, Wh, gT, cT, tc, dhs, dh, dc, d, dG, small)
+            for t in range(T - 1 if blas is None else -1, -1, -1):
                 fast.lstm_backward_step(loop, t, gT, cT, tanh_c, tc, dhs, m2, rmT, dh, dc,
                                         keep, keep_c, d, dG, small, t < T - 1)
                 np.matmul(Wh, d, out=dh)

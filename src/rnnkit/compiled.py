@@ -237,10 +237,11 @@ class _Kernels:
         """``(fn, data)``, the kernels' ``loop`` argument: numpy's tanh loop for dtype."""
         return self._tanh[np.dtype(dtype)]
 
-    def gemm(self, dtype) -> int | None:
-        """The address of numpy's BLAS ``cblas_?gemm`` for dtype, checked to give
-        ``np.matmul``'s bits, or None where it was not found (the recurrence then runs step
-        by step, unsplit)."""
+    def blas(self, dtype) -> tuple | None:
+        """The addresses of numpy's BLAS ``cblas_?gemm`` and ``cblas_?gemv`` for dtype (the
+        kernels' ``blas`` argument), checked to give ``np.matmul``'s bits, or None where
+        they were not found (the LSTM recurrence then runs step by step from Python,
+        unsplit)."""
         if self._blas is None:
             self._blas = _find_blas(self.gemm_kernel)
         return self._blas.get(np.dtype(dtype))
@@ -281,8 +282,10 @@ class _Kernels:
 
 
 # ILP64 names first: numpy's own OpenBLAS (numpy 2: scipy-openblas64, numpy 1.2x: openblas64_)
-_GEMM_NAMES = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
-               np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
+_BLAS_NAMES = {np.dtype(np.float32): [("scipy_cblas_sgemm64_", "scipy_cblas_sgemv64_"),
+                                      ("cblas_sgemm64_", "cblas_sgemv64_")],
+               np.dtype(np.float64): [("scipy_cblas_dgemm64_", "scipy_cblas_dgemv64_"),
+                                      ("cblas_dgemm64_", "cblas_dgemv64_")]}
 
 
 def _blas_libraries() -> list[str]:
@@ -303,10 +306,10 @@ def _blas_libraries() -> list[str]:
 
 
 def _find_blas(gemm_kernel) -> dict:
-    """``{dtype: gemm address}`` and the functions ``"get_threads"``, ``"set_threads"``
-    (``openblas_get/set_num_threads``, process-wide) and ``"shutdown"`` (OpenBLAS'
-    ``blas_thread_shutdown_``, or None) of the first library whose ILP64 gemm gives the
-    bits of ``np.matmul`` on a probe; {} if none."""
+    """``{dtype: (gemm address, gemv address)}`` and the functions ``"get_threads"``,
+    ``"set_threads"`` (``openblas_get/set_num_threads``, process-wide) and ``"shutdown"`` (OpenBLAS'
+    ``blas_thread_shutdown_``, or None) of the first library whose ILP64 gemm and gemv
+    give the bits of ``np.matmul`` on a probe; {} if none."""
     rng = np.random.default_rng(7)
     for path in _blas_libraries():
         try:
@@ -322,18 +325,23 @@ def _find_blas(gemm_kernel) -> dict:
         get_threads.restype, get_threads.argtypes = ctypes.c_int, []
         set_threads.restype, set_threads.argtypes = None, [ctypes.c_int]
         found = {}
-        for dt, names in _GEMM_NAMES.items():
-            for name in names:
-                fn = ctypes.cast(getattr(lib, name, None) or 0, ctypes.c_void_p).value
-                if not fn:
+        for dt, candidates in _BLAS_NAMES.items():
+            for names in candidates:
+                fns = tuple(ctypes.cast(getattr(lib, n, None) or 0, ctypes.c_void_p).value
+                            for n in names)
+                if not all(fns):
                     continue
-                a, b = (rng.standard_normal(s).astype(dt) for s in [(67, 45), (45, 19)])
-                c = np.empty((67, 19), dtype=dt)
-                gemm_kernel(fn, a, b, c)
-                if c.tobytes() == np.matmul(a, b).tobytes():
-                    found[dt] = fn
+                a = rng.standard_normal((67, 45)).astype(dt)
+                same = True
+                for n in (19, 1):  # gemm, and gemv for one column
+                    b = rng.standard_normal((45, n)).astype(dt)
+                    c = np.empty((67, n), dtype=dt)
+                    gemm_kernel(fns, a, b, c)
+                    same = same and c.tobytes() == np.matmul(a, b).tobytes()
+                if same:
+                    found[dt] = fns
                 break
-        if len(found) == len(_GEMM_NAMES):
+        if len(found) == len(_BLAS_NAMES):
             found["get_threads"], found["set_threads"] = get_threads, set_threads
             shutdown = getattr(lib, "blas_thread_shutdown_", None)
             if shutdown is not None:
