@@ -264,12 +264,14 @@ def main(argv=None) -> int:
 
     engines = [("numpy engine", False, 1)]
     if rnnkit.compiled.available():
-        engines.insert(0, ("compiled kernels, batch unsplit (set_threads(1))", True, 1))
+        inside = ("the recurrent products run inside the compiled calls and count as "
+                  "element-wise work here")
+        engines.insert(0, (f"compiled kernels, batch unsplit (set_threads(1)); {inside}",
+                           True, 1))
         n = rnnkit.compiled.shards(B)
         if n > 1:
-            engines.insert(0, (f"compiled kernels, batch split across {n} threads (each "
-                               "shard's recurrent products run inside its compiled call and "
-                               "count as element-wise work here)", True, None))
+            engines.insert(0, (f"compiled kernels, batch split across {n} threads; {inside}",
+                               True, None))
     else:
         print(f"(no compiled kernels: {rnnkit.compiled.unavailable_reason()})")
     for name, compiled, threads in engines:

@@ -251,15 +251,22 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
 
 
 @jit
-def lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs):
+def lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, P, b0, cT, tc, hbuf, hs):
     """All T steps of the batch, or of one shard of it (no mask, no recurrent dropout):
     per step the recurrent product ``rec = WhT @ h_prev`` through numpy's BLAS, then
     :func:`lstm_forward_step`, as the engine's step loop does them. gT (T, GH, Bs) input
-    projections (or ids (T, Bs) and Wb), cT (T+1, H, Bs) with cT[0] set, hbuf (2, H, Bs)
-    with hbuf[0] = h0, hs (T+1, Bs, H) the states (a shard: its rows of the layer's)."""
-    T = gT.shape[0]
+    projections (or ids (T, Bs) and Wb; or, for a shard, the batch's projections P
+    (T, GH, B), whose columns b0:b0+Bs are copied into gT step by step), cT (T+1, H, Bs)
+    with cT[0] set, hbuf (2, H, Bs) with hbuf[0] = h0, hs (T+1, Bs, H) the states (a
+    shard: its rows of the layer's)."""
+    T, GH, Bs = gT.shape
     for t in range(T):
         hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
+        if P is not None:
+            g, p = gT[t], P[t]
+            for j in range(GH):
+                for b in range(Bs):
+                    g[j, b] = p[j, b0 + b]
         _gemm(blas, WhT, hp, rec)
         lstm_forward_step(loop, gT, rec, Wb, ids, cT, tc, hp, h, hs, t, None, None, None)
 

@@ -297,7 +297,7 @@ def direction_forward(
     WhT = _inside_rows(W_h, rot, S)  # (GH, H)
     fast = _compiled.kernels()
     if (fast is not None and kind == "lstm" and mask is None and rec_mask is None
-            and _compiled.shards(B) > 1 and fast.blas(dt) is not None):
+            and fast.blas(dt) is not None and _compiled.shards(B) > 1):
         return _lstm_forward_split(fast, _compiled.shards(B), params, x, ids, h0, c0, WhT)
     # input projections of all steps, (T, GH, B); they become the activated gates in place
     gT = _empty((T, GH, B), dt)
@@ -350,7 +350,8 @@ def direction_forward(
             tc = np.empty((H, B), dtype=dt)
             blas = fast.blas(dt) if m2 is None and rmT is None else None
             if blas is not None:  # all steps in one call, the same operations
-                fast.lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs)
+                fast.lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, None, 0, cT, tc,
+                                        hbuf, hs)
             for t in range(T if blas is None else 0):
                 hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
                 np.matmul(WhT, hp if rmT is None else hm, out=rec)
@@ -483,6 +484,7 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
     """The compiled LSTM forward (no mask, no recurrent dropout) as n independent shards
     of the batch, each on its own thread with its own single-threaded recurrent products
     (:func:`rnnkit.compiled.set_threads`): the same per-step kernels as the unsplit path.
+    The input projections are the batch's, one product per step on all cores, as unsplit.
     Each shard keeps its gates and cells; the states go into one hs (T+1, B, H)."""
     W_x, b = params["W_x"], params.get("b")
     T, B = ids.shape if x is None else x.shape[:2]
@@ -494,9 +496,15 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
     if x is None:  # one-hot inputs: the kernels read columns of (W_x + b)^T
         Wb = _inside_rows(W_x if b is None else np.add(W_x, b, out=_empty(W_x.shape, dt)),
                           rot, S)
-    else:
+        P = None
+    else:  # the batch's input projections, as the unsplit path makes them for B >= 8
         Wb = None
         WxT = _inside_rows(W_x if b is None else np.concatenate([W_x, b[None, :]]), rot, S)
+        xT = x.transpose(0, 2, 1)
+        if b is not None:
+            xT = np.concatenate([xT, np.ones((T, 1, B), dtype=dt)], axis=1,
+                                out=_empty((T, D + 1, B), dt))
+        P = np.matmul(WxT, xT, out=_empty((T, GH, B), dt))
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     shards, jobs = [], []
@@ -504,33 +512,18 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
         Bs = b1 - b0
         gT = _empty((T, GH, Bs), dt)
         ids_s = None if x is not None else np.ascontiguousarray(ids[:, b0:b1])
-        xT = None
-        if x is not None:  # as the unsplit path's products for B >= 8, on the shard's columns
-            xT = x[:, b0:b1].transpose(0, 2, 1)
-            if b is not None:
-                xT = np.concatenate([xT, np.ones((T, 1, Bs), dtype=dt)], axis=1,
-                                    out=_empty((T, D + 1, Bs), dt))
         cT = _empty((T + 1, H, Bs), dt)
         cT[0] = c0[b0:b1].T
         hbuf = np.empty((2, H, Bs), dtype=dt)
         hbuf[0] = h0[b0:b1].T
         rec, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         shards.append((b0, b1, gT, cT))
-        steps = functools.partial(fast.lstm_forward_shard, loop, blas, WhT, gT, rec, Wb, ids_s,
-                                  cT, tc, hbuf, hs[:, b0:b1])
-        jobs.append(steps if xT is None else functools.partial(_project_then, WxT, xT, gT,
-                                                               steps))
+        jobs.append(functools.partial(fast.lstm_forward_shard, loop, blas, WhT, gT, rec, Wb,
+                                      ids_s, P, b0, cT, tc, hbuf, hs[:, b0:b1]))
     fast.run_shards(jobs)
     cache = DirCache("lstm", x, params, None, None, ids=ids, hs=hs)
     cache.shards = shards
     return cache
-
-
-def _project_then(WxT, xT, gT, steps) -> None:
-    """A shard's job with dense inputs: its input projections ``gT = WxT @ xT`` (T products,
-    in the shard's thread), then its steps."""
-    np.matmul(WxT, xT, out=gT)
-    steps()
 
 
 def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG) -> None:

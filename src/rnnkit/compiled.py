@@ -15,10 +15,11 @@ compiled LSTM (without a mask or recurrent dropout, with at least 8 columns of t
 per thread) splits its batch into shards, one per thread (:func:`set_threads`), and each
 shard runs all its time steps, forward and backward, in one compiled call on its own core,
 calling numpy's BLAS (OpenBLAS, found at load time and checked to give ``np.matmul``'s bits)
-directly with one thread. The weight gradients of all steps stay one large product on all
-cores. Each shard computes exactly what the unsplit engine computes for its columns alone;
-the difference from the unsplit batch is that the BLAS forms products of fewer columns on
-one thread, which can round the sums differently (in the configurations of
+directly with one thread. The input projections of dense inputs and the weight gradients
+of all steps stay large products on all cores. Each shard's recurrence computes exactly what
+the unsplit engine computes for its columns alone; the difference from the unsplit batch is
+that the BLAS forms products of fewer columns on one thread, which can round the sums
+differently (in the configurations of
 ``benchmarks/bench.py`` the bits came out the same). While a split runs, OpenBLAS is set to
 one thread process-wide and its idle workers are stopped (it restarts them at its next
 product on several threads): do not run numpy matrix products in other threads of the
@@ -94,14 +95,19 @@ def disabled():
 
 def threads() -> int:
     """How many threads the compiled LSTM recurrence splits a batch across (see
-    :func:`set_threads`); by default 2 where this process may use 2 or more cores, else 1."""
+    :func:`set_threads`). By default 2, or fewer when this process may use fewer cores or
+    numpy's BLAS is set to fewer threads (e.g. ``OPENBLAS_NUM_THREADS=1`` or
+    threadpoolctl's ``threadpool_limits(1)``)."""
     if _threads:
         return _threads[0]
     try:
-        cores = len(os.sched_getaffinity(0))
+        n = min(2, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return min(2, cores)
+        n = min(2, os.cpu_count() or 1)
+    k = _state.get("kernels")
+    if k is not None and k._blas:
+        n = min(n, max(1, k._blas["get_threads"]()))
+    return n
 
 
 def set_threads(n: int | None) -> int:
