@@ -14,16 +14,18 @@ But the columns of the batch are independent: on a machine with 2 or more cores 
 compiled LSTM (without a mask or recurrent dropout, with at least 8 columns of the batch
 per thread) splits its batch into shards, one per thread (:func:`set_threads`), and each
 shard runs all its time steps, forward and backward, in one compiled call on its own core,
-calling numpy's BLAS (OpenBLAS, found at load time and checked to give ``np.matmul``'s bits)
-directly with one thread. The input projections of dense inputs and the weight gradients
-of all steps stay large products on all cores. Each shard's recurrence computes exactly what
-the unsplit engine computes for its columns alone; the difference from the unsplit batch is
-that the BLAS forms products of fewer columns on one thread, which can round the sums
-differently (in the configurations of
-``benchmarks/bench.py`` the bits came out the same). While a split runs, OpenBLAS is set to
-one thread process-wide and its idle workers are stopped (it restarts them at its next
-product on several threads): do not run numpy matrix products in other threads of the
-process at the same time, or call ``set_threads(1)``.
+calling numpy's BLAS (OpenBLAS, found at load time and checked to give ``np.matmul``'s
+bits) directly with one thread. The input projections of dense inputs and the weight
+gradients of all steps stay large products on all cores. Each shard's recurrence computes
+exactly what the unsplit engine computes for its columns alone; the difference from the
+unsplit batch is that the BLAS forms products of fewer columns on one thread, which can
+round the sums differently (in the configurations of ``benchmarks/bench.py`` the bits came
+out the same). While a split runs, OpenBLAS is set to one thread process-wide and its idle
+workers are stopped (it restarts them at its next product on several threads): do not run
+numpy matrix products in other threads of the process at the same time, or call
+``set_threads(1)``. Without a split (a batch under 16, ``set_threads(1)``), an LSTM
+without a mask or recurrent dropout still runs all its steps in one compiled call, with
+the BLAS on its usual threads: the same calls as the numpy engine's step loop.
 
 **Otherwise the results are those of the numpy engine, bit for bit** (and with
 ``set_threads(1)``, always), on the same machine:
