@@ -183,26 +183,28 @@ def test_layers_identical(cls, kw, bidi, layers, lengths):
     assert_same_bits(*both(run))
 
 
+def train_lm(cell, embedding_dim, batch, dropout=0.0):
+    """Three Adam steps of a 2-layer language model on fixed batches: (losses, params)."""
+    from rnnkit.optim import Adam
+
+    model = LanguageModel(11, cell=cell, hidden_size=12, num_layers=2,
+                          embedding_dim=embedding_dim, dropout=dropout, rng=5)
+    opt = Adam(model.params, lr=0.01)
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(3):
+        ids = rng.integers(0, 11, (batch, 9))
+        stats, grads, _ = model.train_batch({"x": ids[:, :-1], "y": ids[:, 1:]})
+        opt.step(grads)
+        losses.append(stats["loss"])
+    return np.array(losses), model.params
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("embedding_dim", [None, 6])
 def test_language_model_training_identical(cell, embedding_dim):
     """Three Adam steps of a 2-layer language model with dropout: the same weights."""
-    from rnnkit.optim import Adam
-
-    def run():
-        model = LanguageModel(11, cell=cell, hidden_size=12, num_layers=2,
-                              embedding_dim=embedding_dim, dropout=0.2, rng=5)
-        opt = Adam(model.params, lr=0.01)
-        rng = np.random.default_rng(0)
-        losses = []
-        for _ in range(3):
-            ids = rng.integers(0, 11, (4, 9))
-            stats, grads, _ = model.train_batch({"x": ids[:, :-1], "y": ids[:, 1:]})
-            opt.step(grads)
-            losses.append(stats["loss"])
-        return np.array(losses), model.params
-
-    assert_same_bits(*both(run))
+    assert_same_bits(*both(lambda: train_lm(cell, embedding_dim, batch=4, dropout=0.2)))
 
 
 def test_classifier_with_lengths_identical():
@@ -429,21 +431,9 @@ def test_split_leaves_the_blas_threads_as_they_were():
 @pytest.mark.parametrize("embedding_dim", [None, 6])
 def test_split_language_model_training_agrees(embedding_dim):
     """Three Adam steps of a 2-layer LSTM language model at batch 16, split and unsplit."""
-    from rnnkit.optim import Adam
-
     def run(n):
         compiled.set_threads(n)
-        model = LanguageModel(11, cell="lstm", hidden_size=12, num_layers=2,
-                              embedding_dim=embedding_dim, rng=5)
-        opt = Adam(model.params, lr=0.01)
-        rng = np.random.default_rng(0)
-        losses = []
-        for _ in range(3):
-            ids = rng.integers(0, 11, (16, 9))
-            stats, grads, _ = model.train_batch({"x": ids[:, :-1], "y": ids[:, 1:]})
-            opt.step(grads)
-            losses.append(stats["loss"])
-        return np.array(losses), model.params
+        return train_lm("lstm", embedding_dim, batch=16)
 
     (la, pa), (lb, pb) = run(2), run(1)
     np.testing.assert_allclose(la, lb, rtol=1e-6)
