@@ -3,7 +3,8 @@
 Every configuration runs twice, once with the kernels and once with
 ``rnnkit.compiled.disabled()``, and every output, state, cache array and gradient must have
 the same bytes (with ``set_threads(1)``; the LSTM recurrence split across threads, tested
-at the end, is checked shard by shard and against the numpy engine to rounding). Skipped
+at the end with rnnkit's own product kernel, agrees with the numpy engine to rounding and
+gives the same bits whatever the number of threads). Skipped
 where numba is not installed (the numpy engine is then the only one, and the rest of the
 suite tests it).
 """
@@ -348,30 +349,45 @@ def test_threads_setting():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("B", [16, 21])
-def test_split_lstm_is_the_unsplit_computation_of_each_shard(dtype, B):
-    """Each shard of a split forward and backward (one-hot inputs: no input product) gives
-    the bits of the unsplit engine run on the shard's columns alone with a one-thread BLAS
-    (the split changes which products the BLAS computes, nothing else); the split is
-    deterministic, with one-hot and with dense inputs."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    compiled.set_threads(2)
-    dense = lstm_case(dtype, B, False)
-    assert_same_bits(run_lstm(dense)[1], run_lstm(dense)[1])
-    case = lstm_case(dtype, B, True)
-    compiled.set_threads(2)
-    c, r = run_lstm(case)
-    c2, r2 = run_lstm(case)
-    assert c.shards is not None and len(c.shards) == 2
-    assert_same_bits([c.hs, c.gT, c.cT, r], [c2.hs, c2.gT, c2.cT, r2])
-    compiled.set_threads(1)
-    for b0, b1 in [(0, B // 2), (B // 2, B)]:
-        with threadpoolctl.threadpool_limits(1, user_api="blas"):
-            cs, rs = run_lstm(case, slice(b0, b1))
-        assert cs.shards is None
-        assert_same_bits([c.hs[:, b0:b1], c.gT[:, :, b0:b1], c.cT[:, :, b0:b1],
-                          c.c_last[b0:b1], r[1][b0:b1], r[2][b0:b1]],
-                         [cs.hs, cs.gT, cs.cT, cs.c_last, rs[1], rs[2]])
+@pytest.mark.parametrize("M,K,N", [(8, 3, 16), (13, 5, 21), (1, 1, 1), (512, 128, 16),
+                                   (9, 0, 4), (100, 400, 37), (24, 7, 32)])
+def test_own_product_kernel(dtype, M, K, N):
+    """rnnkit's product kernel (the split recurrence's): within the bound of a float
+    product of K terms of the float64 result, close to numpy's, and the bits of each column
+    depend on that column of b alone (not on N or on where the column is)."""
+    from rnnkit import _kernels
+
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    c = np.full((M, N), np.nan, dtype)
+    _kernels.product(a, b, c)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    bound = K * np.finfo(dtype).eps * (np.abs(a).astype(np.float64) @ np.abs(b))
+    assert np.all(np.abs(c - exact) <= bound)
+    np.testing.assert_allclose(c, a @ b, rtol=50 * np.finfo(dtype).eps * max(K, 1),
+                               atol=50 * np.finfo(dtype).eps * max(K, 1))
+    for j in {0, N // 2, N - 1}:
+        cj = np.empty((M, 1), dtype)
+        _kernels.product(a, np.ascontiguousarray(b[:, j : j + 1]), cj)
+        assert cj[:, 0].tobytes() == c[:, j].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_split_lstm_bits_do_not_depend_on_the_thread_count(dtype, one_hot):
+    """A split forward and backward gives the same bits on 2, 3 or 4 threads (shards of
+    24, 16 or 12 columns: each column's work is the same whatever shard it is in) and run
+    after run."""
+    case = lstm_case(dtype, 48, one_hot, H=20)
+    results = []
+    for n in (2, 3, 4, 2):
+        compiled.set_threads(n)
+        c, r = run_lstm(case)
+        assert c.shards is not None and len(c.shards) == n
+        results.append([c.hs, c.gT, c.cT, c.c_last, r])
+    for other in results[1:]:
+        assert_same_bits(results[0], other)
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])

@@ -130,6 +130,125 @@ def gemm(blas, a, b, c):
     _gemm(blas, a, b, c)
 
 
+_VECTOR_BYTES = 64  # one panel column block: 16 float32 or 8 float64 (a 512-bit register)
+
+
+def _panel_intrinsic(R: int):
+    """An intrinsic ``panel(a, lda, b, ldb, c, ldc, K, zero)``: for the R rows r of a at
+    address a (row stride lda elements) and the W = 64 bytes of columns of b at address b
+    (row stride ldb), ``c[r, 0:W] = sum over k in 0..K-1, in that order, of
+    a[r, k] * b[k, 0:W]`` (row stride ldc), each term added with one ``llvm.fmuladd`` (a
+    fused multiply-add where the CPU has one). zero (0 of the float type) gives the type.
+    The R x W sums stay in registers for the whole of k: one load of b's row and R
+    broadcasts of a per k."""
+
+    @intrinsic
+    def panel(typingctx, a, lda, b, ldb, c, ldc, K, zero):
+        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp,
+                         types.intp, types.intp, zero)
+
+        def codegen(context, builder, signature, llargs):
+            fl = context.get_value_type(signature.args[7])
+            W = _VECTOR_BYTES // (4 if fl == ir.FloatType() else 8)
+            vt, i64, fp = ir.VectorType(fl, W), ir.IntType(64), fl.as_pointer()
+            a_, lda_, b_, ldb_, c_, ldc_, K_ = llargs[:7]
+            A, B, C = (builder.inttoptr(v, fp) for v in (a_, b_, c_))
+            name = f"llvm.fmuladd.v{W}{'f32' if fl == ir.FloatType() else 'f64'}"
+            fma = builder.module.globals.get(name) or ir.Function(
+                builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
+            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+            undef, zeros = ir.Constant(vt, ir.Undefined), ir.Constant(vt, None)
+            entry = builder.block
+            loop = builder.append_basic_block("panel.loop")
+            done = builder.append_basic_block("panel.done")
+            builder.cbranch(builder.icmp_signed(">", K_, i64(0)), loop, done)
+            builder.position_at_end(loop)
+            k = builder.phi(i64)
+            acc = [builder.phi(vt) for _ in range(R)]
+            row = builder.load(builder.bitcast(builder.gep(B, [builder.mul(k, ldb_)]),
+                                               vt.as_pointer()), align=4)
+            new = []
+            for r in range(R):
+                ar = builder.load(builder.gep(A, [builder.add(builder.mul(i64(r), lda_), k)]))
+                ar = builder.shuffle_vector(builder.insert_element(undef, ar, i64(0)), undef,
+                                            splat_mask)
+                new.append(builder.call(fma, [ar, row, acc[r]]))
+            k1 = builder.add(k, i64(1))
+            body_end = builder.block
+            k.add_incoming(i64(0), entry)
+            k.add_incoming(k1, body_end)
+            for r in range(R):
+                acc[r].add_incoming(zeros, entry)
+                acc[r].add_incoming(new[r], body_end)
+            builder.cbranch(builder.icmp_signed("<", k1, K_), loop, done)
+            builder.position_at_end(done)
+            out = []
+            for r in range(R):
+                v = builder.phi(vt)
+                v.add_incoming(zeros, entry)
+                v.add_incoming(new[r], body_end)
+                out.append(v)
+            for r in range(R):
+                dst = builder.gep(C, [builder.mul(i64(r), ldc_)])
+                builder.store(out[r], builder.bitcast(dst, vt.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return panel
+
+
+_panel8 = _panel_intrinsic(8)
+_panel1 = _panel_intrinsic(1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _panels(a, K, b, ldb, c, ldc, M, z, isz):
+    """c = a @ b for one block of W columns (addresses; a (M, K) C-contiguous): panels of
+    8 rows, then one row at a time."""
+    M8 = M - M % 8
+    for i in range(0, M8, 8):
+        _panel8(a + i * K * isz, K, b, ldb, c + i * ldc * isz, ldc, K, z)
+    for i in range(M8, M):
+        _panel1(a + i * K * isz, K, b, ldb, c + i * ldc * isz, ldc, K, z)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _product(a, b, c):
+    """``c[...] = a @ b`` for C-contiguous a (M, K), b (K, N), c (M, N) of one float type,
+    with rnnkit's own kernel (:func:`_panel_intrinsic`): every element the sum over k in
+    order, one fused multiply-add per term. Columns in blocks of W = 64 bytes; the last
+    N % W columns through zero-padded copies, so that every column gets the same
+    operations, whatever N and wherever the column is: the bits of a column of c depend
+    on that column of b and on a only."""
+    M, K = a.shape
+    N = b.shape[1]
+    z = a.dtype.type(0)
+    isz = a.itemsize
+    W = _VECTOR_BYTES // isz
+    N0 = N - N % W
+    pa, pb, pc = a.ctypes.data, b.ctypes.data, c.ctypes.data
+    for j in range(0, N0, W):
+        _panels(pa, K, pb + j * isz, N, pc + j * isz, N, M, z, isz)
+    if N0 < N:
+        bt = np.zeros((K, W), dtype=a.dtype)
+        ct = np.empty((M, W), dtype=a.dtype)
+        for k in range(K):
+            for j in range(N0, N):
+                bt[k, j - N0] = b[k, j]
+        _panels(pa, K, bt.ctypes.data, W, ct.ctypes.data, W, M, z, isz)
+        for i in range(M):
+            for j in range(N0, N):
+                c[i, j] = ct[i, j - N0]
+
+
+@jit
+def product(a, b, c):
+    """``c[...] = a @ b`` with rnnkit's own kernel (see :func:`_product`): a (M, K),
+    b (K, N), c (M, N), C-contiguous, one float type."""
+    _product(a, b, c)
+
+
 # --------------------------------------------------------------------------- rnn
 @jit
 def rnn_forward_step(loop, gT, rec, Wb, ids, hp, h, hs, t, relu, m, rmT, hm):
@@ -251,10 +370,11 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
 
 
 @jit
-def lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, P, b0, cT, tc, hbuf, hs):
+def lstm_forward_shard(loop, blas, own, WhT, gT, rec, Wb, ids, P, b0, cT, tc, hbuf, hs):
     """All T steps of the batch, or of one shard of it (no mask, no recurrent dropout):
-    per step the recurrent product ``rec = WhT @ h_prev`` through numpy's BLAS, then
-    :func:`lstm_forward_step`, as the engine's step loop does them. gT (T, GH, Bs) input
+    per step the recurrent product ``rec = WhT @ h_prev`` (through numpy's BLAS, or with
+    own: rnnkit's kernel :func:`_product`), then :func:`lstm_forward_step`, as the
+    engine's step loop does them. gT (T, GH, Bs) input
     projections (or ids (T, Bs) and Wb; or, for a shard, the batch's projections P
     (T, GH, B), whose columns b0:b0+Bs are copied into gT step by step), cT (T+1, H, Bs)
     with cT[0] set, hbuf (2, H, Bs) with hbuf[0] = h0, hs (T+1, Bs, H) the states (a
@@ -267,14 +387,18 @@ def lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, P, b0, cT, tc, hbuf, h
             for j in range(GH):
                 for b in range(Bs):
                     g[j, b] = p[j, b0 + b]
-        _gemm(blas, WhT, hp, rec)
+        if own:
+            _product(WhT, hp, rec)
+        else:
+            _gemm(blas, WhT, hp, rec)
         lstm_forward_step(loop, gT, rec, Wb, ids, cT, tc, hp, h, hs, t, None, None, None)
 
 
 @jit
-def lstm_backward_shard(loop, blas, Wh, gT, cT, tc, dhs, dh, dc, d, dG, small):
+def lstm_backward_shard(loop, blas, own, Wh, gT, cT, tc, dhs, dh, dc, d, dG, small):
     """All T steps backward of the batch or of one shard (no mask, no recurrent dropout):
-    per step :func:`lstm_backward_step`, then ``dh = Wh @ d`` through numpy's BLAS. dh, dc
+    per step :func:`lstm_backward_step`, then ``dh = Wh @ d`` (through numpy's BLAS, or
+    with own: rnnkit's kernel :func:`_product`). dh, dc
     (H, Bs) hold the gradients of the last state and end with those of the first; dhs
     (T, Bs, H) or None; dG the step gradients, (T, GH, Bs) if small else (GH, T, Bs) (a
     shard: its columns of the batch's)."""
@@ -282,7 +406,10 @@ def lstm_backward_shard(loop, blas, Wh, gT, cT, tc, dhs, dh, dc, d, dG, small):
     for t in range(T - 1, -1, -1):
         lstm_backward_step(loop, t, gT, cT, None, tc, dhs, None, None, dh, dc, None, None, d,
                            dG, small, False)
-        _gemm(blas, Wh, d, dh)
+        if own:
+            _product(Wh, d, dh)
+        else:
+            _gemm(blas, Wh, d, dh)
 
 
 # --------------------------------------------------------------------------- gru

@@ -15,8 +15,8 @@ below (the reference, always available) and, when numba is installed, compiled k
 leave the matrix products to numpy. The kernels reproduce the numpy code's operations
 one for one; each kernel's docstring names the lines it reproduces. The one exception:
 with several cores, the compiled LSTM splits a large enough batch into shards, one per
-core (:func:`rnnkit.compiled.set_threads`); each shard's results are the unsplit engine's
-for its columns, and the products of fewer columns may round differently.
+core (:func:`rnnkit.compiled.set_threads`), whose recurrent products are rnnkit's own
+kernel: the same up to the rounding of those products.
 
 Inside, the recurrence runs **feature-major**: one step's state is ``h^T (H, B)`` and its
 gates ``(G*H, B)``, so that the recurrent product is ``W_h^T @ h^T`` (1.2-1.9x faster on
@@ -350,8 +350,8 @@ def direction_forward(
             tc = np.empty((H, B), dtype=dt)
             blas = fast.blas(dt) if m2 is None and rmT is None else None
             if blas is not None:  # all steps in one call, the same operations
-                fast.lstm_forward_shard(loop, blas, WhT, gT, rec, Wb, ids, None, 0, cT, tc,
-                                        hbuf, hs)
+                fast.lstm_forward_shard(loop, blas, False, WhT, gT, rec, Wb, ids, None, 0, cT,
+                                        tc, hbuf, hs)
             for t in range(T if blas is None else 0):
                 hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
                 np.matmul(WhT, hp if rmT is None else hm, out=rec)
@@ -483,7 +483,8 @@ def _bounds(B: int, n: int) -> list:
 def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
     """The compiled LSTM forward (no mask, no recurrent dropout) as n independent shards
     of the batch, each on its own thread with its own single-threaded recurrent products
-    (:func:`rnnkit.compiled.set_threads`): the same per-step kernels as the unsplit path.
+    (:func:`rnnkit.compiled.set_threads`): the same per-step kernels as the unsplit path,
+    with rnnkit's product kernel for the recurrent products (``_kernels.product``).
     The input projections are the batch's, one product per step on all cores, as unsplit.
     Each shard keeps its gates and cells; the states go into one hs (T+1, B, H)."""
     W_x, b = params["W_x"], params.get("b")
@@ -518,8 +519,8 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
         hbuf[0] = h0[b0:b1].T
         rec, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         shards.append((b0, b1, gT, cT))
-        jobs.append(functools.partial(fast.lstm_forward_shard, loop, blas, WhT, gT, rec, Wb,
-                                      ids_s, P, b0, cT, tc, hbuf, hs[:, b0:b1]))
+        jobs.append(functools.partial(fast.lstm_forward_shard, loop, blas, True, WhT, gT, rec,
+                                      Wb, ids_s, P, b0, cT, tc, hbuf, hs[:, b0:b1]))
     fast.run_shards(jobs)
     cache = DirCache("lstm", x, params, None, None, ids=ids, hs=hs)
     cache.shards = shards
@@ -540,9 +541,9 @@ def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG) -> None:
         dh_s, dc_s = np.ascontiguousarray(dh[:, b0:b1]), np.ascontiguousarray(dc[:, b0:b1])
         d, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         parts.append((b0, b1, dh_s, dc_s))
-        jobs.append(functools.partial(fast.lstm_backward_shard, loop, blas, Wh, gT, cT, tc,
-                                      None if dhs is None else dhs[:, b0:b1], dh_s, dc_s, d,
-                                      dG[:, :, b0:b1], False))
+        jobs.append(functools.partial(fast.lstm_backward_shard, loop, blas, True, Wh, gT, cT,
+                                      tc, None if dhs is None else dhs[:, b0:b1], dh_s, dc_s,
+                                      d, dG[:, :, b0:b1], False))
     fast.run_shards(jobs)
     for b0, b1, dh_s, dc_s in parts:
         dh[:, b0:b1] = dh_s
@@ -630,7 +631,8 @@ def direction_backward(
             keep_c = None if m is None else np.empty((H, B), dtype=dt)
             blas = fast.blas(dt) if m is None and rmT is None else None
             if blas is not None:  # all steps in one call (tanh(c) again from c: same bits)
-                fast.lstm_backward_shard(loop, blas, Wh, gT, cT, tc, dhs, dh, dc, d, dG, small)
+                fast.lstm_backward_shard(loop, blas, False, Wh, gT, cT, tc, dhs, dh, dc, d, dG,
+                                         small)
             for t in range(T - 1 if blas is None else -1, -1, -1):
                 fast.lstm_backward_step(loop, t, gT, cT, tanh_c, tc, dhs, m2, rmT, dh, dc,
                                         keep, keep_c, d, dG, small, t < T - 1)

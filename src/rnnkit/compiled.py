@@ -13,19 +13,27 @@ the BLAS uses all of them, and the recurrence of one time step depends on the on
 But the columns of the batch are independent: on a machine with 2 or more cores the
 compiled LSTM (without a mask or recurrent dropout, with at least 8 columns of the batch
 per thread) splits its batch into shards, one per thread (:func:`set_threads`), and each
-shard runs all its time steps, forward and backward, in one compiled call on its own core,
-calling numpy's BLAS (OpenBLAS, found at load time and checked to give ``np.matmul``'s
-bits) directly with one thread. The input projections of dense inputs and the weight
-gradients of all steps stay large products on all cores. Each shard's recurrence computes
-exactly what the unsplit engine computes for its columns alone; the difference from the
-unsplit batch is that the BLAS forms products of fewer columns on one thread, which can
-round the sums differently (in the configurations of ``benchmarks/bench.py`` the bits came
-out the same). While a split runs, OpenBLAS is set to one thread process-wide and its idle
-workers are stopped (it restarts them at its next product on several threads): do not run
-numpy matrix products in other threads of the process at the same time, or call
-``set_threads(1)``. Without a split (a batch under 16, ``set_threads(1)``), an LSTM
-without a mask or recurrent dropout still runs all its steps in one compiled call, with
-the BLAS on its usual threads: the same calls as the numpy engine's step loop.
+shard runs all its time steps, forward and backward, in one compiled call on its own core.
+The input projections of dense inputs and the weight gradients of all steps stay large
+numpy products on all cores. The recurrent products of a shard, ``(G*H, H) @ (H, Bs)``
+and ``(H, G*H) @ (G*H, Bs)`` for its Bs columns, are rnnkit's own kernel
+(``rnnkit._kernels.product``): blocks of 8 rows by 64 bytes of columns (16 float32)
+whose sums stay in registers for the whole inner dimension, one fused multiply-add per
+term, in order. OpenBLAS packs the weight matrix again at every call of such a thin
+product; this kernel reads it as it is, and runs these shapes 1.3-1.5x faster than
+OpenBLAS on one core at H = 128 to 512, as fast at H = 100
+(``benchmarks/product_kernel.py``). Every column of a product gets the same
+operations whatever the shard, so **a split's results do not depend on the number of
+threads**, and they are the same from run to run; they differ from the numpy engine's
+(and from ``set_threads(1)``) by the rounding of the recurrent products only (relative
+1e-7 to 1e-6 in float32). While a split runs, OpenBLAS is set to one thread process-wide
+and its idle workers are stopped (it restarts them at its next product on several
+threads): do not run numpy matrix products in other threads of the process at the same
+time, or call ``set_threads(1)``. Without a split (a batch under 16, ``set_threads(1)``),
+an LSTM without a mask or recurrent dropout still runs all its steps in one compiled
+call, calling numpy's BLAS (OpenBLAS, found at load time and checked to give
+``np.matmul``'s bits) with its usual threads: the same calls as the numpy engine's step
+loop.
 
 **Otherwise the results are those of the numpy engine, bit for bit** (and with
 ``set_threads(1)``, always), on the same machine:
@@ -42,9 +50,10 @@ the BLAS on its usual threads: the same calls as the numpy engine's step loop.
 
 ``tests/test_compiled.py`` runs the engine both ways (every kind and form, float32 and
 float64, small and large batches, masks, recurrent dropout, one-hot ids, whole layers and
-models, Adam, generation) and compares the results byte for byte; the split LSTM shard by
-shard against the unsplit engine (byte for byte) and against the numpy engine (to
-rounding). Without numba, or after
+models, Adam, generation) and compares the results byte for byte; the split LSTM against
+the numpy engine (to rounding) and across thread counts (byte for byte), and the product
+kernel against float64 products (within the error bound of a K-term sum). Without numba,
+or after
 ``set_enabled(False)`` (a process-wide switch), the engine runs the numpy code. A
 difference that remains: the numpy code honours ``np.errstate(...='raise')`` in its
 element-wise passes, the kernels do not check floating-point errors.
@@ -118,11 +127,10 @@ def set_threads(n: int | None) -> int:
 
     With n > 1, an LSTM direction without a mask or recurrent dropout and with a batch of
     at least 8 columns per thread runs as n independent shards of the batch, each on its
-    own core with its own single-threaded matrix products. Its results then differ from
-    the numpy engine's (and from ``set_threads(1)``) by the rounding of those products only
-    (the BLAS sums a product of fewer columns, on one thread, in a different order); with a
-    fixed n they are the same from run to run. With n = 1 every result is the numpy
-    engine's, bit for bit."""
+    own core with its own recurrent products (rnnkit's product kernel, see the module's
+    text). Its results then differ from the numpy engine's (and from ``set_threads(1)``)
+    by the rounding of those products only; they are the same for every n > 1 and from run
+    to run. With n = 1 every result is the numpy engine's, bit for bit."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n must be a positive int or None, got {n!r}")
     previous = threads()
