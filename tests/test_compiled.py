@@ -374,6 +374,31 @@ def test_own_product_kernel(dtype, M, K, N):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_hot_weight_gradient_kernel(dtype):
+    """The split LSTM's input-weight gradient of one-hot inputs: per row, the sums by id in
+    the order of the positions, as ``np.add.at`` adds them (to the bit), in any partition
+    of the rows; ids that do not occur give zeros; close to the product with the one-hot
+    matrix."""
+    from rnnkit import _kernels
+
+    rng = np.random.default_rng(3)
+    GH, N, D = 40, 300, 11
+    dG = rng.standard_normal((GH, N)).astype(dtype)
+    ids = rng.integers(0, D - 1, N)  # id D - 1 never occurs
+    ref = np.zeros((D, GH), dtype)
+    np.add.at(ref, ids, dG.T)
+    whole = np.full((GH, D), np.nan, dtype)
+    _kernels.one_hot_grad_rows(dG, ids, whole, 0, GH)
+    parts = np.full((GH, D), np.nan, dtype)
+    for g0, g1 in [(0, 7), (7, 8), (8, 40)]:
+        _kernels.one_hot_grad_rows(dG, ids, parts, g0, g1)
+    assert whole.tobytes() == parts.tobytes() == np.ascontiguousarray(ref.T).tobytes()
+    assert not whole[:, D - 1].any()
+    np.testing.assert_allclose(whole.T, np.eye(D, dtype=dtype)[ids].T @ dG.T,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_split_lstm_bits_do_not_depend_on_the_thread_count(dtype, one_hot):
     """A split forward and backward gives the same bits on 2, 3 or 4 threads (shards of

@@ -412,6 +412,23 @@ def lstm_backward_shard(loop, blas, own, Wh, gT, cT, tc, dhs, dh, dc, d, dG, sma
             _gemm(blas, Wh, d, dh)
 
 
+@jit
+def one_hot_grad_rows(dG, ids, out, g0, g1):
+    """Rows g0:g1 of ``out = dG @ eye(D)[ids]`` (GH, D), the input-weight gradient of
+    one-hot inputs: ``out[g, v]`` is the sum over the n with ``ids[n] = v``, in the order
+    of n, of ``dG[g, n]`` (0 where v does not occur). dG (GH, N), ids (N,) ints in [0, D),
+    C-contiguous. Each row's sums are the same whichever thread forms them."""
+    N = ids.shape[0]
+    D = out.shape[1]
+    zero = out.dtype.type(0)
+    for g in range(g0, g1):
+        row, src = out[g], dG[g]
+        for v in range(D):
+            row[v] = zero
+        for n in range(N):
+            row[ids[n]] += src[n]
+
+
 # --------------------------------------------------------------------------- gru
 @jit
 def gru_forward_step(loop, gT, rec, Wb, ids, hn, b_hn, hp, h, hs, t, reset_after, m, rmT,

@@ -15,8 +15,9 @@ below (the reference, always available) and, when numba is installed, compiled k
 leave the matrix products to numpy. The kernels reproduce the numpy code's operations
 one for one; each kernel's docstring names the lines it reproduces. The one exception:
 with several cores, the compiled LSTM splits a large enough batch into shards, one per
-core (:func:`rnnkit.compiled.set_threads`), whose recurrent products are rnnkit's own
-kernel: the same up to the rounding of those products.
+core (:func:`rnnkit.compiled.set_threads`), whose recurrent products (and input-weight
+gradient of one-hot inputs) are rnnkit's own kernels: the same up to the rounding of
+those sums.
 
 Inside, the recurrence runs **feature-major**: one step's state is ``h^T (H, B)`` and its
 gates ``(G*H, B)``, so that the recurrent product is ``W_h^T @ h^T`` (1.2-1.9x faster on
@@ -832,12 +833,19 @@ def direction_backward(
     if need_dx and x is not None:  # one-hot inputs (ids) are data: no gradient
         dx = np.matmul(dG2.T, _inside_cols(p["W_x"], rot).T, out=_empty((TB, D), dt))
         dx = dx.reshape(T, B, D)
-    if x is None:  # the one-hot rows of the ids, (T*B, D)
-        x = _empty((TB, D), dt)
-        x.fill(0)
-        x[np.arange(TB), cache.ids.reshape(TB)] = 1
-    grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T,
-                                              out=_empty((D, GH), dt)), rot)
+    if x is None and split:  # one-hot ids: sums by id in time order, rows on the threads
+        dWxT = _empty((GH, D), dt)
+        ids = np.ascontiguousarray(cache.ids.reshape(TB))
+        fast.run_shards([functools.partial(fast.one_hot_grad_rows, dG2, ids, dWxT, g0, g1)
+                         for g0, g1 in _bounds(GH, len(cache.shards))])
+        grads["W_x"] = _documented_cols(np.ascontiguousarray(dWxT.T), rot)
+    else:
+        if x is None:  # the one-hot rows of the ids, (T*B, D)
+            x = _empty((TB, D), dt)
+            x.fill(0)
+            x[np.arange(TB), cache.ids.reshape(TB)] = 1
+        grads["W_x"] = _documented_cols(np.matmul(x.reshape(TB, D).T, dG2.T,
+                                                  out=_empty((D, GH), dt)), rot)
     grads["W_h"] = _documented_cols(dW_h, rot)
     if p.get("b") is not None:
         grads["b"] = _documented_cols(dG2.sum(axis=1), rot)

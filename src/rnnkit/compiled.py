@@ -22,11 +22,15 @@ whose sums stay in registers for the whole inner dimension, one fused multiply-a
 term, in order. OpenBLAS packs the weight matrix again at every call of such a thin
 product; this kernel reads it as it is, and runs these shapes 1.3-1.5x faster than
 OpenBLAS on one core at H = 128 to 512, as fast at H = 100
-(``benchmarks/product_kernel.py``). Every column of a product gets the same
-operations whatever the shard, so **a split's results do not depend on the number of
-threads**, and they are the same from run to run; they differ from the numpy engine's
-(and from ``set_threads(1)``) by the rounding of the recurrent products only (relative
-1e-7 to 1e-6 in float32). While a split runs, OpenBLAS is set to one thread process-wide
+(``benchmarks/product_kernel.py``). With one-hot inputs, the input-weight gradient
+of a split is formed as sums by id, in the order of the positions, with the gate rows
+shared out between the threads (``rnnkit._kernels.one_hot_grad_rows``; 5-10x faster than
+the product with the one-hot matrix). Every column of a product and every row of that
+gradient gets the same operations whatever the thread, so **a split's results do not
+depend on the number of threads**, and they are the same from run to run; they differ
+from the numpy engine's (and from ``set_threads(1)``) by the rounding of those sums only
+(relative differences of at most 2e-7 in the float32 training steps of
+``benchmarks/bench.py``). While a split runs, OpenBLAS is set to one thread process-wide
 and its idle workers are stopped (it restarts them at its next product on several
 threads): do not run numpy matrix products in other threads of the process at the same
 time, or call ``set_threads(1)``. Without a split (a batch under 16, ``set_threads(1)``),
@@ -51,8 +55,9 @@ loop.
 ``tests/test_compiled.py`` runs the engine both ways (every kind and form, float32 and
 float64, small and large batches, masks, recurrent dropout, one-hot ids, whole layers and
 models, Adam, generation) and compares the results byte for byte; the split LSTM against
-the numpy engine (to rounding) and across thread counts (byte for byte), and the product
-kernel against float64 products (within the error bound of a K-term sum). Without numba,
+the numpy engine (to rounding) and across thread counts (byte for byte), the product
+kernel against float64 products (within the error bound of a K-term sum) and the one-hot
+gradient against ``np.add.at`` (byte for byte). Without numba,
 or after
 ``set_enabled(False)`` (a process-wide switch), the engine runs the numpy code. A
 difference that remains: the numpy code honours ``np.errstate(...='raise')`` in its
@@ -129,8 +134,9 @@ def set_threads(n: int | None) -> int:
     at least 8 columns per thread runs as n independent shards of the batch, each on its
     own core with its own recurrent products (rnnkit's product kernel, see the module's
     text). Its results then differ from the numpy engine's (and from ``set_threads(1)``)
-    by the rounding of those products only; they are the same for every n > 1 and from run
-    to run. With n = 1 every result is the numpy engine's, bit for bit."""
+    by the rounding of those products (and of the input-weight gradient of one-hot
+    inputs) only; they are the same for every n > 1 and from run to run. With n = 1 every
+    result is the numpy engine's, bit for bit."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n must be a positive int or None, got {n!r}")
     previous = threads()
@@ -233,7 +239,8 @@ def _probe(dtype) -> np.ndarray:
 KERNELS = ("rnn_forward_step", "rnn_backward_step", "lstm_forward_step", "lstm_backward_step",
            "gru_forward_step", "gru_forward_finish", "gru_backward_step",
            "gru_backward_reset_before", "gru_backward_finish", "lstm_stepper_gates",
-           "adam_update", "apply_loop", "lstm_forward_shard", "lstm_backward_shard")
+           "adam_update", "apply_loop", "lstm_forward_shard", "lstm_backward_shard",
+           "one_hot_grad_rows")
 
 
 class _Kernels:
