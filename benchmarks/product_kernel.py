@@ -10,6 +10,11 @@ same compiled loop, one thread), 200 products per call, interleaved repetitions,
 
 ``--concurrent`` runs the same loop on two threads at once (each with its own output), as
 the two shards of a split do; the times are then of the two together.
+
+Then the split's input-weight gradient of one-hot inputs: ``rnnkit._kernels.
+one_hot_grad_rows`` (sums by id, the gate rows shared between 2 threads) against the
+product with the one-hot matrix that the numpy engine forms (``np.matmul``, 2 threads),
+for the positions N = B*T and gate rows G*H of bench.py's LSTM configurations.
 """
 
 from __future__ import annotations
@@ -109,13 +114,51 @@ def main(argv=None) -> int:
                              t_ref * 1e6, flops / t_ref / 1e9, t_own / t_ref))
     finally:
         fast._blas["set_threads"](previous)
+    grad_rows = one_hot_rows(fast, dt, args.reps, rng)
     head = (f"{'product (m x k x n)':<34}{'rnnkit us':>10}{'GFLOP/s':>9}{'OpenBLAS us':>13}"
             f"{'GFLOP/s':>9}{'ratio':>7}")
     print(head)
     print("-" * len(head))
     for label, a, ga, b, gb, r in rows:
         print(f"{label:<34}{a:>10.1f}{ga:>9.0f}{b:>13.1f}{gb:>9.0f}{r:>7.2f}")
+    print()
+    head = (f"{'one-hot input-weight gradient (GH, N, V)':<44}{'rnnkit ms':>10}"
+            f"{'matmul ms':>11}{'ratio':>7}")
+    print(head)
+    print("-" * len(head))
+    for label, a, b in grad_rows:
+        print(f"{label:<44}{a:>10.2f}{b:>11.2f}{a / b:>7.2f}")
     return 0
+
+
+def one_hot_rows(fast, dt, reps: int, rng) -> list:
+    """Time the split's one-hot input-weight gradient against the numpy engine's product
+    (2 threads each): rows (label, rnnkit ms, matmul ms)."""
+    from rnnkit import _kernels
+    from rnnkit.cells import _bounds
+
+    rows = []
+    V = 65
+    for GH, N in ((512, 3200), (1024, 3200), (2048, 6400)):
+        dG = rng.uniform(-1, 1, (GH, N)).astype(dt)
+        ids = rng.integers(0, V, N)
+        out = np.empty((GH, V), dt)
+        x = np.zeros((N, V), dt)
+        prod = np.empty((V, GH), dt)
+
+        def own(dG=dG, ids=ids, out=out, GH=GH):
+            fast.run_shards([functools.partial(_kernels.one_hot_grad_rows, dG, ids, out, g0, g1)
+                             for g0, g1 in _bounds(GH, 2)])
+
+        def ref(dG=dG, ids=ids, x=x, prod=prod, N=N):  # as rnnkit.cells forms it
+            x.fill(0)
+            x[np.arange(N), ids] = 1
+            np.matmul(x.T, dG.T, out=prod)
+
+        times = bench.time_interleaved([own, ref], reps, 2)
+        a, b = (statistics.median(t) * 1e3 for t in times)
+        rows.append((f"{GH} x {N} x {V}", a, b))
+    return rows
 
 
 if __name__ == "__main__":

@@ -456,6 +456,31 @@ def test_what_is_not_split(monkeypatch):
     assert runs == [2]
 
 
+def test_first_call_of_a_kernel_runs_in_one_thread():
+    """run_shards runs the jobs of a kernel's first call with some kind of arguments one
+    after the other in the calling thread (numba compiles on that call), later calls side
+    by side; the BLAS threads are restored either way."""
+    import functools
+    import threading
+
+    k = compiled.kernels()
+    if k.blas(np.float32) is None:
+        pytest.skip("numpy's OpenBLAS was not found: nothing splits")
+    seen = []
+
+    def job(a, i):
+        seen.append((i, threading.current_thread() is threading.main_thread()))
+
+    marker = np.zeros(1, np.dtype([("first_call_test", "u1")]))  # a kind of argument new here
+    before = k._blas["get_threads"]()
+    k.run_shards([functools.partial(job, marker, i) for i in range(2)])
+    assert seen == [(0, True), (1, True)]
+    seen.clear()
+    k.run_shards([functools.partial(job, marker, i) for i in range(2)])
+    assert sorted(seen) == [(0, True), (1, False)]
+    assert k._blas["get_threads"]() == before
+
+
 def test_split_leaves_the_blas_threads_as_they_were():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 

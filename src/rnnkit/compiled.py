@@ -15,29 +15,28 @@ compiled LSTM (without a mask or recurrent dropout, with at least 8 columns of t
 per thread) splits its batch into shards, one per thread (:func:`set_threads`), and each
 shard runs all its time steps, forward and backward, in one compiled call on its own core.
 The input projections of dense inputs and the weight gradients of all steps stay large
-numpy products on all cores. The recurrent products of a shard, ``(G*H, H) @ (H, Bs)``
-and ``(H, G*H) @ (G*H, Bs)`` for its Bs columns, are rnnkit's own kernel
-(``rnnkit._kernels.product``): blocks of 8 rows by 64 bytes of columns (16 float32)
-whose sums stay in registers for the whole inner dimension, one fused multiply-add per
-term, in order. OpenBLAS packs the weight matrix again at every call of such a thin
-product; this kernel reads it as it is, and runs these shapes 1.3-1.5x faster than
-OpenBLAS on one core at H = 128 to 512, as fast at H = 100
-(``benchmarks/product_kernel.py``). With one-hot inputs, the input-weight gradient
-of a split is formed as sums by id, in the order of the positions, with the gate rows
-shared out between the threads (``rnnkit._kernels.one_hot_grad_rows``; 5-10x faster than
-the product with the one-hot matrix). Every column of a product and every row of that
+numpy products on all cores. The recurrent products of a shard, ``(G*H, H) @ (H, Bs)`` and
+``(H, G*H) @ (G*H, Bs)`` for its Bs columns, are rnnkit's own kernel
+(``rnnkit._kernels.product``): blocks of 8 rows by 64 bytes of columns (16 float32) whose
+sums stay in registers for the whole inner dimension, one fused multiply-add per term, in
+order. OpenBLAS packs the weight matrix again at every call of such a thin product; this
+kernel reads it as it is, and runs these shapes 1.3-1.5x faster than OpenBLAS on one core
+at H = 128 to 512, as fast at H = 100 (``benchmarks/product_kernel.py``). With one-hot
+inputs, the input-weight gradient of a split is formed as sums by id, in the order of the
+positions, with the gate rows shared out between the threads
+(``rnnkit._kernels.one_hot_grad_rows``; 2-3x faster than the product with the one-hot
+matrix on this project's machine). Every column of a product and every row of that
 gradient gets the same operations whatever the thread, so **a split's results do not
-depend on the number of threads**, and they are the same from run to run; they differ
-from the numpy engine's (and from ``set_threads(1)``) by the rounding of those sums only
+depend on the number of threads**, and they are the same from run to run; they differ from
+the numpy engine's (and from ``set_threads(1)``) by the rounding of those sums only
 (relative differences of at most 2e-7 in the float32 training steps of
 ``benchmarks/bench.py``). While a split runs, OpenBLAS is set to one thread process-wide
 and its idle workers are stopped (it restarts them at its next product on several
 threads): do not run numpy matrix products in other threads of the process at the same
 time, or call ``set_threads(1)``. Without a split (a batch under 16, ``set_threads(1)``),
-an LSTM without a mask or recurrent dropout still runs all its steps in one compiled
-call, calling numpy's BLAS (OpenBLAS, found at load time and checked to give
-``np.matmul``'s bits) with its usual threads: the same calls as the numpy engine's step
-loop.
+an LSTM without a mask or recurrent dropout still runs all its steps in one compiled call,
+calling numpy's BLAS (OpenBLAS, found at load time and checked to give ``np.matmul``'s
+bits) with its usual threads: the same calls as the numpy engine's step loop.
 
 **Otherwise the results are those of the numpy engine, bit for bit** (and with
 ``set_threads(1)``, always), on the same machine:
@@ -57,8 +56,7 @@ float64, small and large batches, masks, recurrent dropout, one-hot ids, whole l
 models, Adam, generation) and compares the results byte for byte; the split LSTM against
 the numpy engine (to rounding) and across thread counts (byte for byte), the product
 kernel against float64 products (within the error bound of a K-term sum) and the one-hot
-gradient against ``np.add.at`` (byte for byte). Without numba,
-or after
+gradient against ``np.add.at`` (byte for byte). Without numba, or after
 ``set_enabled(False)`` (a process-wide switch), the engine runs the numpy code. A
 difference that remains: the numpy code honours ``np.errstate(...='raise')`` in its
 element-wise passes, the kernels do not check floating-point errors.
@@ -72,6 +70,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import glob
 import os
 import threading
@@ -255,6 +254,7 @@ class _Kernels:
         self._blas: dict | None = None
         self._pool = None
         self._pool_lock = threading.Lock()
+        self._warm: set = set()  # (kernel, argument kinds) run_shards has called before
 
     def tanh_loop(self, dtype) -> tuple:
         """``(fn, data)``, the kernels' ``loop`` argument: numpy's tanh loop for dtype."""
@@ -274,14 +274,34 @@ class _Kernels:
         in a thread of the pool, with numpy's BLAS limited to one thread meanwhile (its
         thread count is process-wide: products in other threads of the process run on
         one thread too until the jobs end). The first exception is raised once all have
-        finished."""
+        finished.
+
+        The first time a kernel comes with a given kind of arguments (``functools.partial``
+        jobs: the kernel and, for each argument, None or its dtype or type), the jobs run
+        one after the other in this thread instead: numba compiles the kernel for those
+        argument types (or loads it from its cache) on that first call, and that happens
+        in one thread rather than in several at once (numba's compiler has had bugs with
+        concurrent first calls). The results are the same either way."""
+        first = jobs[0]
+        key = None
+        if isinstance(first, functools.partial):
+            key = (first.func, tuple(None if a is None else getattr(a, "dtype", type(a))
+                                     for a in first.args))
         get_blas, set_blas = self._blas["get_threads"], self._blas["set_threads"]
         error = None
         with self._pool_lock:  # one split at a time: the thread count is restored in order
-            if len(jobs) > 1 and (self._pool is None or self._pool._max_workers < len(jobs) - 1):
-                self._pool = ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="rnnkit")
             previous = get_blas()
             set_blas(1)
+            if key is not None and key not in self._warm:
+                try:
+                    for job in jobs:
+                        job()
+                finally:
+                    set_blas(previous)
+                self._warm.add(key)
+                return
+            if len(jobs) > 1 and (self._pool is None or self._pool._max_workers < len(jobs) - 1):
+                self._pool = ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="rnnkit")
             try:
                 if len(jobs) > 1 and self._blas["shutdown"] is not None:
                     # OpenBLAS' idle workers spin for a while after each product (about
