@@ -433,6 +433,11 @@ def test_split_lstm_agrees_with_numpy_engine(dtype, tol, one_hot):
         rx = cells.direction_backward(c, case[5], case[6], case[7])
     for a, b in zip(flat(rx), flat(rn), strict=True):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    # without the input gradient (dense inputs: the per-step product is then W_h's alone)
+    r0 = cells.direction_backward(c, case[5], case[6], case[7], need_dx=False)
+    assert r0[0] is None
+    for a, b in zip(flat(r0[1:]), flat(rn[1:]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
 def test_what_is_not_split(monkeypatch):

@@ -305,13 +305,19 @@ def lstm_forward_step(loop, gT, rec, Wb, ids, cT, tc, hp, h, hs, t, m, rmT, hm):
     rows; ``c = f * c_prev``, ``c += i * gg``; ``tc = tanh(c)``; ``h = o * tc``; where m is
     False ``h, c = h_prev, c_prev``; h also to ``hs[t+1]`` (B, H); with recurrent dropout
     ``hm = h * rmT``. tc, hp (h_prev), h (H, B)."""
-    GH, B = rec.shape
-    n = GH // 4 * B  # elements of one gate block
+    _input_plus(gT[t], rec, Wb, ids, t)
+    _lstm_cell(loop, gT, cT, tc, hp, h, hs, t, m, rmT, hm)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lstm_cell(loop, gT, cT, tc, hp, h, hs, t, m, rmT, hm):
+    """:func:`lstm_forward_step` once gT[t] (GH, B) holds the step's pre-activations:
+    from ``tanh(g)`` on."""
+    n = gT.shape[1] // 4 * gT.shape[2]  # elements of one gate block
     g = gT[t].reshape(4 * n)
     cp, c = cT[t].reshape(n), cT[t + 1].reshape(n)
     tc1, h1 = tc.reshape(n), h.reshape(n)
     half = g.dtype.type(0.5)
-    _input_plus(gT[t], rec, Wb, ids, t)
     _apply(loop, g, g, 4 * n)
     for k in range(3 * n):
         g[k] = g[k] * half + half
@@ -370,23 +376,16 @@ def lstm_backward_step(loop, t, gT, cT, tanh_c, tcbuf, dhs, m, rmT, dh, dc, keep
 
 
 @jit
-def lstm_forward_shard(loop, blas, own, WhT, gT, rec, Wb, ids, P, b0, cT, tc, hbuf, hs):
+def lstm_forward_shard(loop, blas, own, WhT, gT, rec, Wb, ids, cT, tc, hbuf, hs):
     """All T steps of the batch, or of one shard of it (no mask, no recurrent dropout):
     per step the recurrent product ``rec = WhT @ h_prev`` (through numpy's BLAS, or with
     own: rnnkit's kernel :func:`_product`), then :func:`lstm_forward_step`, as the
-    engine's step loop does them. gT (T, GH, Bs) input
-    projections (or ids (T, Bs) and Wb; or, for a shard, the batch's projections P
-    (T, GH, B), whose columns b0:b0+Bs are copied into gT step by step), cT (T+1, H, Bs)
-    with cT[0] set, hbuf (2, H, Bs) with hbuf[0] = h0, hs (T+1, Bs, H) the states (a
-    shard: its rows of the layer's)."""
-    T, GH, Bs = gT.shape
+    engine's step loop does them. gT (T, GH, Bs) the input projections (or ids (T, Bs) and
+    Wb for one-hot inputs), cT (T+1, H, Bs) with cT[0] set, hbuf (2, H, Bs) with
+    hbuf[0] = h0, hs (T+1, Bs, H) the states (a shard: its rows of the layer's)."""
+    T = gT.shape[0]
     for t in range(T):
         hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
-        if P is not None:
-            g, p = gT[t], P[t]
-            for j in range(GH):
-                for b in range(Bs):
-                    g[j, b] = p[j, b0 + b]
         if own:
             _product(WhT, hp, rec)
         else:
@@ -427,6 +426,55 @@ def one_hot_grad_rows(dG, ids, out, g0, g1):
             row[v] = zero
         for n in range(N):
             row[ids[n]] += src[n]
+
+
+@jit
+def lstm_forward_shard_dense(loop, Wcat, x, b0, off, gT, cT, tc, hbuf, S, hs):
+    """All T steps of one shard of a split LSTM with dense inputs x (T, B, D), its columns
+    b0:b0+Bs (no mask, no recurrent dropout): per step the whole pre-activation in one
+    product with rnnkit's kernel, ``gT[t] = Wcat @ [x_t^T; 1; h_prev]``, Wcat (GH, K) =
+    ``[W_x^T | b | W_h^T]`` in inside order (no b column and no 1 row without a bias), S
+    (K, Bs) the stacked input (its 1 row set by the caller; h_prev from row off on), then
+    :func:`lstm_forward_step`'s element-wise work. cT (T+1, H, Bs) with cT[0] set, hbuf
+    (2, H, Bs) with hbuf[0] = h0, hs (T+1, Bs, H) the shard's rows of the states."""
+    T, GH, Bs = gT.shape
+    D = x.shape[2]
+    H = hbuf.shape[1]
+    for t in range(T):
+        hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
+        xt = x[t]
+        for b in range(Bs):
+            for k in range(D):
+                S[k, b] = xt[b0 + b, k]
+        for j in range(H):
+            for b in range(Bs):
+                S[off + j, b] = hp[j, b]
+        _product(Wcat, S, gT[t])
+        _lstm_cell(loop, gT, cT, tc, hp, h, hs, t, None, None, None)
+
+
+@jit
+def lstm_backward_shard_dense(loop, Wcat2, gT, cT, tc, dhs, dh, dc, d, dG, DO, dx):
+    """The backward of :func:`lstm_forward_shard_dense` with the input gradient: per step
+    :func:`lstm_backward_step`, then one product with rnnkit's kernel ``DO = Wcat2 @ d``,
+    Wcat2 (H + D, GH) = ``[W_h; W_x]`` (inside order), DO (H + D, Bs): its first H rows are
+    the next dh, the others the step's input gradient, written to dx[t] (dx (T, Bs, D),
+    the shard's columns of the layer's). dh, dc (H, Bs) hold the gradients of the last
+    state and end with those of the first; dhs (T, Bs, H) or None; dG (GH, T, Bs)."""
+    T = gT.shape[0]
+    H, Bs = dh.shape
+    D = dx.shape[2]
+    for t in range(T - 1, -1, -1):
+        lstm_backward_step(loop, t, gT, cT, None, tc, dhs, None, None, dh, dc, None, None, d,
+                           dG, False, False)
+        _product(Wcat2, d, DO)
+        for j in range(H):
+            for b in range(Bs):
+                dh[j, b] = DO[j, b]
+        xt = dx[t]
+        for b in range(Bs):
+            for k in range(D):
+                xt[b, k] = DO[H + k, b]
 
 
 # --------------------------------------------------------------------------- gru

@@ -351,8 +351,8 @@ def direction_forward(
             tc = np.empty((H, B), dtype=dt)
             blas = fast.blas(dt) if m2 is None and rmT is None else None
             if blas is not None:  # all steps in one call, the same operations
-                fast.lstm_forward_shard(loop, blas, False, WhT, gT, rec, Wb, ids, None, 0, cT,
-                                        tc, hbuf, hs)
+                fast.lstm_forward_shard(loop, blas, False, WhT, gT, rec, Wb, ids, cT, tc, hbuf,
+                                        hs)
             for t in range(T if blas is None else 0):
                 hp, h = hbuf[t & 1], hbuf[(t + 1) & 1]
                 np.matmul(WhT, hp if rmT is None else hm, out=rec)
@@ -485,9 +485,10 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
     """The compiled LSTM forward (no mask, no recurrent dropout) as n independent shards
     of the batch, each on its own thread with its own single-threaded recurrent products
     (:func:`rnnkit.compiled.set_threads`): the same per-step kernels as the unsplit path,
-    with rnnkit's product kernel for the recurrent products (``_kernels.product``).
-    The input projections are the batch's, one product per step on all cores, as unsplit.
-    Each shard keeps its gates and cells; the states go into one hs (T+1, B, H)."""
+    with rnnkit's product kernel for the recurrent products (``_kernels.product``). With
+    dense inputs that product forms the input projection too: ``[W_x^T | b | W_h^T] @
+    [x_t^T; 1; h_prev]``, one per step (``_kernels.lstm_forward_shard_dense``). Each shard
+    keeps its gates and cells; the states go into one hs (T+1, B, H)."""
     W_x, b = params["W_x"], params.get("b")
     T, B = ids.shape if x is None else x.shape[:2]
     GH, H = WhT.shape
@@ -498,53 +499,66 @@ def _lstm_forward_split(fast, n, params, x, ids, h0, c0, WhT) -> DirCache:
     if x is None:  # one-hot inputs: the kernels read columns of (W_x + b)^T
         Wb = _inside_rows(W_x if b is None else np.add(W_x, b, out=_empty(W_x.shape, dt)),
                           rot, S)
-        P = None
-    else:  # the batch's input projections, as the unsplit path makes them for B >= 8
+    else:  # dense inputs: [W_x^T | b | W_h^T] @ [x_t^T; 1; h_prev], one product per step
         Wb = None
         WxT = _inside_rows(W_x if b is None else np.concatenate([W_x, b[None, :]]), rot, S)
-        xT = x.transpose(0, 2, 1)
-        if b is not None:
-            xT = np.concatenate([xT, np.ones((T, 1, B), dtype=dt)], axis=1,
-                                out=_empty((T, D + 1, B), dt))
-        P = np.matmul(WxT, xT, out=_empty((T, GH, B), dt))
+        Wcat = np.concatenate([WxT, WhT], axis=1)  # (GH, K)
+        off = WxT.shape[1]  # the row of the stacked input where h_prev starts
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     shards, jobs = [], []
     for b0, b1 in _bounds(B, n):
         Bs = b1 - b0
         gT = _empty((T, GH, Bs), dt)
-        ids_s = None if x is not None else np.ascontiguousarray(ids[:, b0:b1])
         cT = _empty((T + 1, H, Bs), dt)
         cT[0] = c0[b0:b1].T
         hbuf = np.empty((2, H, Bs), dtype=dt)
         hbuf[0] = h0[b0:b1].T
-        rec, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
+        tc = np.empty((H, Bs), dtype=dt)
         shards.append((b0, b1, gT, cT))
-        jobs.append(functools.partial(fast.lstm_forward_shard, loop, blas, True, WhT, gT, rec,
-                                      Wb, ids_s, P, b0, cT, tc, hbuf, hs[:, b0:b1]))
+        if x is None:
+            ids_s = np.ascontiguousarray(ids[:, b0:b1])
+            rec = np.empty((GH, Bs), dtype=dt)
+            jobs.append(functools.partial(fast.lstm_forward_shard, loop, blas, True, WhT, gT,
+                                          rec, Wb, ids_s, cT, tc, hbuf, hs[:, b0:b1]))
+        else:
+            stacked = np.empty((Wcat.shape[1], Bs), dtype=dt)
+            stacked[D:off] = 1  # the bias row, if any
+            jobs.append(functools.partial(fast.lstm_forward_shard_dense, loop, Wcat, x, b0, off,
+                                          gT, cT, tc, hbuf, stacked, hs[:, b0:b1]))
     fast.run_shards(jobs)
     cache = DirCache("lstm", x, params, None, None, ids=ids, hs=hs)
     cache.shards = shards
     return cache
 
 
-def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG) -> None:
+def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG, WxI=None, dx=None) -> None:
     """The backward of :func:`_lstm_forward_split`, shard by shard on the same threads:
     dh, dc (H, B) come in as the gradients of the last state and leave as those of the
-    first; each shard writes its columns of dG (GH, T, B)."""
+    first; each shard writes its columns of dG (GH, T, B). With dx (T, B, D), the input
+    gradient too, from the same per-step product: ``[W_h; W_x] @ d``, WxI = W_x (D, GH)
+    in inside order."""
     dt = dh.dtype
     loop, blas = fast.tanh_loop(dt), fast.blas(dt)
     H = dh.shape[0]
     GH = Wh.shape[1]
+    Wcat2 = None if dx is None else np.concatenate([Wh, WxI], axis=0)  # (H + D, GH)
     parts, jobs = [], []
     for b0, b1, gT, cT in cache.shards:
         Bs = b1 - b0
         dh_s, dc_s = np.ascontiguousarray(dh[:, b0:b1]), np.ascontiguousarray(dc[:, b0:b1])
         d, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         parts.append((b0, b1, dh_s, dc_s))
-        jobs.append(functools.partial(fast.lstm_backward_shard, loop, blas, True, Wh, gT, cT,
-                                      tc, None if dhs is None else dhs[:, b0:b1], dh_s, dc_s,
-                                      d, dG[:, :, b0:b1], False))
+        dhs_s = None if dhs is None else dhs[:, b0:b1]
+        if dx is None:
+            jobs.append(functools.partial(fast.lstm_backward_shard, loop, blas, True, Wh, gT,
+                                          cT, tc, dhs_s, dh_s, dc_s, d, dG[:, :, b0:b1],
+                                          False))
+        else:
+            DO = np.empty((Wcat2.shape[0], Bs), dtype=dt)
+            jobs.append(functools.partial(fast.lstm_backward_shard_dense, loop, Wcat2, gT, cT,
+                                          tc, dhs_s, dh_s, dc_s, d, dG[:, :, b0:b1], DO,
+                                          dx[:, b0:b1]))
     fast.run_shards(jobs)
     for b0, b1, dh_s, dc_s in parts:
         dh[:, b0:b1] = dh_s
@@ -590,6 +604,7 @@ def direction_backward(
     dt = p["W_h"].dtype
     fast = _compiled.kernels()
     split = cache.shards is not None and fast is not None and fast.blas(dt) is not None
+    dx_split = None  # the input gradient, when a split backward forms it
     gT = None if split else cache.gT  # a split forward keeps its shards' gates apart
     rot, S = _rot(kind, H), _n_sigmoid(kind, H)
     Wh = _inside_cols(p["W_h"], rot)  # (H, GH): dh_prev = Wh @ d
@@ -624,7 +639,12 @@ def direction_backward(
             dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
                 dc_last.T, dtype=dt, order="C")
         if split:
-            _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG)
+            if need_dx and x is not None:  # formed with the recurrent products
+                dx_split = _empty((T, B, D), dt)
+                _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG,
+                                     _inside_cols(p["W_x"], rot), dx_split)
+            else:
+                _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG)
         elif kind == "lstm":
             loop = fast.tanh_loop(dt)
             cT, tanh_c = cache.cT, cache.aux.get("tanh_c")
@@ -829,8 +849,8 @@ def direction_backward(
         else:  # the n block of W_h multiplies r * h_in
             hn_rows = _time_major(cache.aux["hn"]).reshape(TB, H)
             np.matmul(hn_rows.T, dG2[S:].T, out=dW_h[:, S:])
-    dx = None
-    if need_dx and x is not None:  # one-hot inputs (ids) are data: no gradient
+    dx = dx_split
+    if dx is None and need_dx and x is not None:  # one-hot inputs (ids): no gradient
         dx = np.matmul(dG2.T, _inside_cols(p["W_x"], rot).T, out=_empty((TB, D), dt))
         dx = dx.reshape(T, B, D)
     if x is None and split:  # one-hot ids: sums by id in time order, rows on the threads
