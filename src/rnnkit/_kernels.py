@@ -9,6 +9,11 @@ float32 in float32; numba does not contract ``a * b + c`` into a fused multiply-
 without ``fastmath``, which is not used). ``tanh`` is numpy's own loop, called through its
 address (``loop = (fn, data)`` from :func:`rnnkit.compiled._ufunc_loop`). Loops run over
 flat views of the contiguous blocks, a few arrays per loop, so that they vectorise.
+
+The exceptions, used only by the LSTM split across threads (``rnnkit.compiled.set_threads``)
+and documented there: :func:`product`, rnnkit's own matrix product for a shard's per-step
+products (explicit fused multiply-adds, no numpy counterpart), and
+:func:`one_hot_grad_rows`, the one-hot input-weight gradient as sums by id.
 """
 
 from __future__ import annotations
