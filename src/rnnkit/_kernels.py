@@ -463,19 +463,17 @@ def lstm_backward_shard_dense(loop, Wcat2, gT, cT, tc, dhs, dh, dc, d, dG, DO, d
     """The backward of :func:`lstm_forward_shard_dense` with the input gradient: per step
     :func:`lstm_backward_step`, then one product with rnnkit's kernel ``DO = Wcat2 @ d``,
     Wcat2 (H + D, GH) = ``[W_h; W_x]`` (inside order), DO (H + D, Bs): its first H rows are
-    the next dh, the others the step's input gradient, written to dx[t] (dx (T, Bs, D),
-    the shard's columns of the layer's). dh, dc (H, Bs) hold the gradients of the last
-    state and end with those of the first; dhs (T, Bs, H) or None; dG (GH, T, Bs)."""
+    dh (the caller passes ``dh = DO[:H]``), the others the step's input gradient, written
+    to dx[t] (dx (T, Bs, D), the shard's columns of the layer's). dh, dc (H, Bs) hold the
+    gradients of the last state and end with those of the first; dhs (T, Bs, H) or None;
+    dG (GH, T, Bs)."""
     T = gT.shape[0]
     H, Bs = dh.shape
     D = dx.shape[2]
     for t in range(T - 1, -1, -1):
         lstm_backward_step(loop, t, gT, cT, None, tc, dhs, None, None, dh, dc, None, None, d,
                            dG, False, False)
-        _product(Wcat2, d, DO)
-        for j in range(H):
-            for b in range(Bs):
-                dh[j, b] = DO[j, b]
+        _product(Wcat2, d, DO)  # the next dh too: dh is DO[:H]
         xt = dx[t]
         for b in range(Bs):
             for k in range(D):

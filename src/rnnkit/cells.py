@@ -546,7 +546,13 @@ def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG, WxI=None, dx=None) ->
     parts, jobs = [], []
     for b0, b1, gT, cT in cache.shards:
         Bs = b1 - b0
-        dh_s, dc_s = np.ascontiguousarray(dh[:, b0:b1]), np.ascontiguousarray(dc[:, b0:b1])
+        dc_s = np.ascontiguousarray(dc[:, b0:b1])
+        if dx is None:
+            dh_s = np.ascontiguousarray(dh[:, b0:b1])
+        else:  # the per-step product's output; its first H rows are dh
+            DO = np.empty((Wcat2.shape[0], Bs), dtype=dt)
+            dh_s = DO[:H]
+            dh_s[...] = dh[:, b0:b1]
         d, tc = np.empty((GH, Bs), dtype=dt), np.empty((H, Bs), dtype=dt)
         parts.append((b0, b1, dh_s, dc_s))
         dhs_s = None if dhs is None else dhs[:, b0:b1]
@@ -555,7 +561,6 @@ def _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG, WxI=None, dx=None) ->
                                           cT, tc, dhs_s, dh_s, dc_s, d, dG[:, :, b0:b1],
                                           False))
         else:
-            DO = np.empty((Wcat2.shape[0], Bs), dtype=dt)
             jobs.append(functools.partial(fast.lstm_backward_shard_dense, loop, Wcat2, gT, cT,
                                           tc, dhs_s, dh_s, dc_s, d, dG[:, :, b0:b1], DO,
                                           dx[:, b0:b1]))
@@ -639,12 +644,10 @@ def direction_backward(
             dc = np.zeros((H, B), dtype=dt) if dc_last is None else np.array(
                 dc_last.T, dtype=dt, order="C")
         if split:
+            WxI = None
             if need_dx and x is not None:  # formed with the recurrent products
-                dx_split = _empty((T, B, D), dt)
-                _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG,
-                                     _inside_cols(p["W_x"], rot), dx_split)
-            else:
-                _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG)
+                dx_split, WxI = _empty((T, B, D), dt), _inside_cols(p["W_x"], rot)
+            _lstm_backward_split(fast, cache, Wh, dhs, dh, dc, dG, WxI, dx_split)
         elif kind == "lstm":
             loop = fast.tanh_loop(dt)
             cT, tanh_c = cache.cT, cache.aux.get("tanh_c")

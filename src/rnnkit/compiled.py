@@ -22,11 +22,11 @@ one fused multiply-add per term, in order. OpenBLAS packs the weight matrix agai
 call of such a thin product; this kernel reads it as it is, and runs these shapes 1.3-1.5x
 faster than OpenBLAS on one core at H = 128 to 512, as fast at H = 100
 (``benchmarks/product_kernel.py``). With dense inputs (D features) the same product forms
-a step's input projection too, ``[W_x^T | b | W_h^T] @ [x_t^T; 1; h_prev]`` (sums of D + 1
-+ H terms), and in the backward its input gradient, ``[W_h; W_x] @ d``: on two cores these
-run at about 200 GFLOP/s where a product over all steps in OpenBLAS reaches 140-160. With
-one-hot inputs, the input-weight gradient of a split is formed as sums by id, in the order
-of the positions, with the gate rows shared out between the threads
+a step's input projection too, ``[W_x^T | b | W_h^T] @ [x_t^T; 1; h_prev]`` (sums of
+D + 1 + H terms), and in the backward its input gradient, ``[W_h; W_x] @ d``: on two cores
+these run at about 200 GFLOP/s where a product over all steps in OpenBLAS reaches 140-160.
+With one-hot inputs, the input-weight gradient of a split is formed as sums by id, in the
+order of the positions, with the gate rows shared out between the threads
 (``rnnkit._kernels.one_hot_grad_rows``; 2-3x faster than the product with the one-hot
 matrix on this project's machine). Every column of a product and every row of that
 gradient gets the same operations whatever the thread, so **a split's results do not
