@@ -170,7 +170,7 @@ def test_to_torch_refuses_what_torch_cannot_express():
                                         r"torch\.nn\.modules\.rnn\.GRU"):
         to_torch(torch.nn.GRU(D, H))
     with pytest.raises(TypeError, match="layer must be an rnnkit RNN, LSTM or GRU, got "
-                                        r"rnnkit\.recurrent\.GRUCell"):
+                                        r"rnnkit\.cell_layers\.GRUCell"):
         to_torch(rnnkit.GRUCell(D, H))
     # a unidirectional layer's merge is irrelevant: it converts
     assert isinstance(to_torch(rnnkit.GRU(D, H, merge="sum")), torch.nn.GRU)

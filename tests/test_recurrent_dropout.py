@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.cells import direction_forward
 from rnnkit.gradcheck import numerical_gradient, rel_error
+from rnnkit.sequence import forward as direction_forward
 
 CASES = [(rnnkit.RNN, {}), (rnnkit.LSTM, {}), (rnnkit.GRU, {}),
          (rnnkit.GRU, {"reset_after": False})]

@@ -62,9 +62,9 @@ def test_stepper_is_a_snapshot_and_checks_its_input():
     layer.params["l0.W_h"] += 1.0
     after, _ = stepper.step_ids(np.array([1]))
     np.testing.assert_array_equal(before, after)
-    with pytest.raises(ValueError, match=r"ids must be in \[0, 7\)"):
+    with pytest.raises(ValueError, match=r"ids holds id 7, outside the vocabulary \[0, 7\)"):
         stepper.step_ids(np.array([7]))
-    with pytest.raises(ValueError, match="ids must be"):
+    with pytest.raises(ValueError, match="ids holds id -1"):
         stepper.step_ids(np.array([-1]))
     with pytest.raises(ValueError, match="x must have shape"):
         stepper.step(np.zeros((1, 3)))

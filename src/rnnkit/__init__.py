@@ -8,14 +8,15 @@ The layers (batch-first)::
     dx, dstate, grads = lstm.backward(dout, cache)
 
 The seeds' step-by-step API (column layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
-With numba installed, :mod:`rnnkit.compiled` runs the per-step work in compiled kernels
-(the same results, bit for bit).
+With numba installed, :mod:`rnnkit.accelerated` runs the element-wise work of each step in
+compiled kernels (the same results within float rounding).
 """
 
-from . import compiled
-from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RNNCell
+from . import accelerated
+from .cell_layers import GRUCell, LSTMCell, RNNCell
+from .recurrent import GRU, LSTM, RNN, Recurrent
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "compiled",
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "accelerated",
            "__version__"]

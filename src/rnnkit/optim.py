@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import compiled as _compiled
+from . import accelerated
 from ._checks import shape_str
 
 
@@ -227,9 +227,9 @@ class Adam(Optimizer):
     def _update(self, p, g, s):
         b1, b2 = self.betas
         m, v = s["m"], s["v"]
-        fast = _compiled.kernels()
+        fast = accelerated.kernels(p.dtype)
         if fast is not None and all(a.flags.c_contiguous for a in (p, g, m, v)):
-            # one fused pass (rnnkit.compiled), the operations and bits of the code below
+            # one fused pass (rnnkit.accelerated), the operations of the code below
             l2 = self.weight_decay if self._l2 else 0.0
             if not self._l2:
                 g = self._decay(p, g)

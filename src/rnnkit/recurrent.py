@@ -1,4 +1,4 @@
-"""Sequence layers ``RNN``, ``LSTM``, ``GRU`` and their one-step cells.
+"""The recurrent layers ``RNN``, ``LSTM`` and ``GRU``: deep, bidirectional, with dropout.
 
 Public layout is batch-first: ``x (B, T, D)``, ``out (B, T, dirs*H)`` (or ``(B, T, H)``
 when a bidirectional layer merges by sum/mul/ave). States are ``(num_layers*dirs, B, H)``
@@ -21,10 +21,12 @@ those of :mod:`rnnkit.cells` (LSTM ``i, f, g, o``; GRU ``r, z, n``), the same as
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import sequence
 from ._checks import (
     as_dtype,
     as_rng,
@@ -35,18 +37,17 @@ from ._checks import (
     check_probability,
     shape_str,
 )
-from .cells import GATES, DirCache, Stepper, direction_backward, direction_forward
-
-MERGES = ("concat", "sum", "mul", "ave")
+from .bidirectional import MERGES, merge, merge_backward, reverse_index, time_gather
+from .sequence import GATES, Trace
 
 
 @dataclass
 class RecurrentCache:
     """Everything ``Recurrent.backward`` needs from one forward call.
 
-    dirs: per layer, a list of one or two :class:`~rnnkit.cells.DirCache`;
+    dirs: per layer, a list of one or two :class:`~rnnkit.sequence.Trace`;
     drop: per layer, the inverted-dropout mask applied to its output (or None);
-    mask (T, B, 1) bool or None; rev_idx (T, B) gather index of the reverse direction;
+    mask (T, B) bool or None; rev_idx (T, B) gather index of the reverse direction;
     outs: per layer, the per-direction outputs (T, B, H) used by the merge;
     state_from_param: whether the initial state came from the learned ``h0``/``c0``;
     time_major: the layout of forward's x and out (and so of backward's dout and dx);
@@ -238,7 +239,7 @@ class Recurrent:
         return check_array(state, name, shape, self.dtype), None
 
     def _check_mask(self, mask, lengths, B: int, T: int):
-        """Return the mask as (T, B, 1) bool (time-major) or None."""
+        """Return the mask as (T, B) bool (time-major) or None."""
         if mask is not None and lengths is not None:
             raise ValueError("give either mask or lengths, not both")
         if lengths is not None:
@@ -265,12 +266,12 @@ class Recurrent:
             mask = mask.astype(bool)
         if mask.all():
             return None
-        return np.ascontiguousarray(mask.T)[:, :, None]
+        return np.ascontiguousarray(mask.T)
 
     # ------------------------------------------------------------------ forward
-    def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None, ids=None) -> DirCache:
-        return direction_forward(self.kind, self._direction_params(prefix), x, h0, c0, mask,
-                                 rec_mask=rec_mask, ids=ids, **self._kernel_options())
+    def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None, ids=None) -> Trace:
+        return sequence.forward(self.kind, self._direction_params(prefix), x, h0, c0, mask,
+                                rec_mask=rec_mask, ids=ids, **self._kernel_options())
 
     def _dropout_mask(self, shape, p: float) -> np.ndarray:
         """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p)."""
@@ -300,127 +301,129 @@ class Recurrent:
             state: final state, (L*dirs, B, H) (LSTM: (h, c));
             cache: a :class:`RecurrentCache` for ``backward``.
         """
-        ids = None
-        if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.ndim == 2:
-            ids = check_ids(x, "x", self.input_size)
-            T, B = ids.shape if time_major else ids.shape[::-1]
-        else:
-            x = check_array(x, "x", ("T", "B", self.input_size) if time_major
-                            else ("B", "T", self.input_size), self.dtype)
-            T, B = x.shape[:2] if time_major else x.shape[1::-1]
-        if B == 0 or T == 0:
-            shape = (x if ids is None else ids).shape
-            raise ValueError(f"x must have at least one sequence and one step, got shape "
-                             f"{shape_str(shape)}")
+        inp, ids, T, B = self._check_input(x, time_major)
         m = self._check_mask(mask, lengths, B, T)
-        H, dirs = self.hidden_size, self.num_directions
         from_param = state is None and self.initial_state == "learned"
         if state is None:
-            if from_param:
-                h0 = np.broadcast_to(self.params["h0"][:, None, :], (dirs * self.num_layers, B, H))
-                c0 = (np.broadcast_to(self.params["c0"][:, None, :], h0.shape)
-                      if self.kind == "lstm" else None)
-            else:
-                zeros = np.zeros((dirs * self.num_layers, B, H), dtype=self.dtype)
-                h0, c0 = zeros, (zeros if self.kind == "lstm" else None)
+            h0, c0 = self._initial_state(B, copy=False)
         else:
             h0, c0 = self._check_state(state, B)
-
-        rev_idx = None
-        if self.bidirectional:
-            if m is None:
-                rev_idx = np.broadcast_to(np.arange(T - 1, -1, -1)[:, None], (T, B))
-            else:
-                rev_idx = _reverse_within_mask(m[:, :, 0])
-        if ids is not None:  # (T, B) ids of the first layer's one-hot inputs
-            inp = ids if time_major else np.ascontiguousarray(ids.T)
-        else:
-            inp = x if time_major else np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
-        dir_caches, drops, outs = [], [], []
-        h_final, c_final = [], []
+        rev_idx = reverse_index(T, B, m) if self.bidirectional else None
+        cache = RecurrentCache([], [], m, rev_idx, [], B, T, from_param, time_major,
+                               ids is not None)
+        finals = []
         for layer in range(self.num_layers):
-            caches, douts = [], []
-            for d, prefix in enumerate(self._prefixes(layer)):
-                s = layer * dirs + d
-                xi = inp if d == 0 else _time_gather(inp, rev_idx)
-                rec_mask = None
-                if self.recurrent_dropout > 0 and self.training:
-                    rec_mask = self._dropout_mask((B, H), self.recurrent_dropout)
-                one_hot = layer == 0 and ids is not None
-                dc = self._run_direction(prefix, None if one_hot else xi, h0[s],
-                                         None if c0 is None else c0[s], m, rec_mask,
-                                         ids=xi if one_hot else None)
-                caches.append(dc)
-                o = dc.hs[1:]
-                douts.append(o if d == 0 else _time_gather(o, rev_idx))
-                h_final.append(dc.hs[-1])
-                if self.kind == "lstm":
-                    c_final.append(dc.c_last)  # (B, H) without the whole cs
-            y = _merge(douts, self.merge)
-            if m is not None:
-                y = y * m
-            drop = None
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                shape = (1,) + y.shape[1:] if self.variational else y.shape
-                drop = self._dropout_mask(shape, self.dropout)
-                y = y * drop
-            dir_caches.append(caches)
-            drops.append(drop)
-            outs.append(douts)
-            inp = y
-        h_n = np.stack(h_final)
-        state_out = (h_n, np.stack(c_final)) if self.kind == "lstm" else h_n
+            inp = self._forward_layer(layer, inp, h0, c0, cache, finals)
+        h_n = np.stack([tr.hs[-1] for tr in finals])
+        state_out = (h_n, np.stack([tr.cs[-1] for tr in finals])) if c0 is not None else h_n
         if self.return_sequences:
             out = inp if time_major else inp.transpose(1, 0, 2)
         else:
-            top = h_n[-dirs:]
-            out = _merge(list(top), self.merge)
-        cache = RecurrentCache(dir_caches, drops, m, rev_idx, outs, B, T, from_param,
-                               time_major, ids is not None)
+            out = merge(list(h_n[-self.num_directions:]), self.merge)
         return out, state_out, cache
+
+    def _check_input(self, x, time_major: bool):
+        """The first layer's input, time-major: (T, B, D) floats or (T, B) one-hot ids;
+        the ids (or None), T and B."""
+        ids = None
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.ndim == 2:
+            x = ids = check_ids(x, "x", self.input_size)
+        else:
+            x = check_array(x, "x", ("T", "B", self.input_size) if time_major
+                            else ("B", "T", self.input_size), self.dtype)
+        if x.size == 0:
+            raise ValueError(f"x must have at least one sequence and one step, got shape "
+                             f"{shape_str(x.shape)}")
+        if not time_major:
+            x = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+            ids = None if ids is None else x
+        return x, ids, x.shape[0], x.shape[1]
+
+    def _forward_layer(self, layer: int, inp, h0, c0, cache: RecurrentCache, finals: list):
+        """Both directions of one layer over inp (T, B, D_k) (layer 0 with one-hot inputs:
+        ids (T, B)); appends to the cache and to finals (the traces, for the final state).
+        Returns the merged, masked, dropped-out output (T, B, out_features)."""
+        B, m, rev = cache.batch, cache.mask, cache.rev_idx
+        traces, outs = [], []
+        for d, prefix in enumerate(self._prefixes(layer)):
+            s = layer * self.num_directions + d
+            xi = inp if d == 0 else time_gather(inp, rev)
+            rec_mask = None
+            if self.recurrent_dropout > 0 and self.training:
+                rec_mask = self._dropout_mask((B, self.hidden_size), self.recurrent_dropout)
+            one_hot = layer == 0 and cache.ids
+            tr = self._run_direction(prefix, None if one_hot else xi, h0[s],
+                                     None if c0 is None else c0[s], m, rec_mask,
+                                     ids=xi if one_hot else None)
+            traces.append(tr)
+            outs.append(tr.hs[1:] if d == 0 else time_gather(tr.hs[1:], rev))
+        finals.extend(traces)
+        y = merge(outs, self.merge)
+        if m is not None:
+            y = y * m[:, :, None]
+        drop = None
+        if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+            drop = self._dropout_mask((1,) + y.shape[1:] if self.variational else y.shape,
+                                      self.dropout)
+            y = y * drop
+        cache.dirs.append(traces)
+        cache.drop.append(drop)
+        cache.outs.append(outs)
+        return y
 
     def step(self, x, state=None):
         """One time step for inference (generation): no cache, no dropout.
 
-        x (B, D); state (L, B, H) (LSTM: (h, c)) or None for the initial state.
-        Returns out (B, H), the top layer's new hidden state, and the new state.
-        Only for unidirectional layers (a reverse direction needs the whole sequence).
+        x (B, D) floats, or (B,) integer ids in [0, D) for one-hot inputs; state (L, B, H)
+        (LSTM: (h, c)) or None for the initial state. Returns out (B, H), the top layer's
+        new hidden state, and the new state. Unidirectional layers only (a reverse
+        direction needs the whole sequence). The same step functions as :meth:`forward`,
+        on the current weights (nothing is prepared ahead).
         """
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional layer: the reverse direction of "
                              "a bidirectional layer reads the sequence from its end")
-        x = check_array(x, "x", ("B", self.input_size), self.dtype)
-        B = x.shape[0]
+        ids = None
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
+            ids = check_ids(x, "x", self.input_size, ndim=1)
+            B = ids.shape[0]
+        else:
+            x = check_array(x, "x", ("B", self.input_size), self.dtype)
+            B = x.shape[0]
         if state is None:
-            if self.initial_state == "learned":
-                h = np.repeat(self.params["h0"][:, None, :], B, axis=1)
-                c = (np.repeat(self.params["c0"][:, None, :], B, axis=1)
-                     if self.kind == "lstm" else None)
-            else:
-                h = np.zeros((self.num_layers, B, self.hidden_size), dtype=self.dtype)
-                c = np.zeros_like(h) if self.kind == "lstm" else None
+            h, c = self._initial_state(B)
         else:
             h, c = self._check_state(state, B)
-        inp = x[None]
-        hs, cs = [], []
-        for layer in range(self.num_layers):
-            dc = self._run_direction(f"l{layer}.", inp, h[layer], None if c is None else c[layer],
-                                     None)
-            hs.append(dc.hs[1])
-            if c is not None:
-                cs.append(dc.cs[1])
-            inp = dc.hs[1:]
-        h_new = np.stack(hs)
-        return hs[-1], ((h_new, np.stack(cs)) if c is not None else h_new)
+        h_new = np.empty_like(h)
+        c_new = None if c is None else np.empty_like(c)
+        opts = self._kernel_options()
+        inp = None if ids is not None else x  # the input of layer k
+        for k in range(self.num_layers):
+            p = self._direction_params(f"l{k}.")
+            h_new[k], ck = sequence.step(self.kind, p, inp, h[k], None if c is None else c[k],
+                                         ids=ids if k == 0 else None, **opts)
+            if ck is not None:
+                c_new[k] = ck
+            inp = h_new[k]
+        return h_new[-1], ((h_new, c_new) if c is not None else h_new)
+
+    def _initial_state(self, B: int, copy: bool = True):
+        """The initial state for a batch of B: zeros or the learned h0 (and c0), as
+        (L*dirs, B, H) arrays (h, c or None); with copy=False, read-only broadcast views
+        of the learned state."""
+        n = self.num_layers * self.num_directions
+        if self.initial_state == "learned":
+            spread = np.repeat if copy else _broadcast
+            h = spread(self.params["h0"][:, None, :], B, axis=1)
+            c = spread(self.params["c0"][:, None, :], B, axis=1) if self.kind == "lstm" else None
+            return h, c
+        h = np.zeros((n, B, self.hidden_size), dtype=self.dtype)
+        return h, (np.zeros_like(h) if self.kind == "lstm" else None)
 
     def stepper(self) -> LayerStepper:
-        """A fast one-step path for generation, with a snapshot of the current weights.
-
-        ``stepper.step(x (B, D), state) -> (out (B, H), state)`` computes what
-        :meth:`step` computes (no dropout), and ``stepper.step_ids(ids (B,), state)`` the
-        same for one-hot inputs ``x = eye(D)[ids]`` by a row look-up. The weights are read
-        once, here: make a new stepper after they change. Unidirectional layers only.
-        """
+        """:meth:`step` on a snapshot of the current weights (for generation while the
+        layer trains on): ``stepper.step(x, state)``; ``stepper.step_ids(ids, state)`` the
+        same for one-hot inputs. Unidirectional layers only."""
         if self.bidirectional:
             raise ValueError("stepper() needs a unidirectional layer: the reverse direction "
                              "of a bidirectional layer reads the sequence from its end")
@@ -445,18 +448,37 @@ class Recurrent:
         if not isinstance(cache, RecurrentCache):
             raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
                             f"{type(cache).__name__}")
+        dy, dh_n, dc_n = self._upstream(dout, cache, dstate)
+        n = self.num_layers * self.num_directions
+        dh0 = np.zeros((n, cache.batch, self.hidden_size), dtype=self.dtype)
+        dc0 = np.zeros_like(dh0) if self.kind == "lstm" else None
+        grads: dict[str, np.ndarray] = {}
+        for layer in range(self.num_layers - 1, -1, -1):
+            dy = self._backward_layer(layer, dy, cache, dh_n, dc_n, dh0, dc0, grads,
+                                      need_dx=(need_dx and not cache.ids) or layer > 0)
+        if self.initial_state == "learned":
+            # the learned h0 (c0) is broadcast over the batch: its gradient sums over it
+            from_param = cache.state_from_param
+            grads["h0"] = dh0.sum(axis=1) if from_param else np.zeros_like(self.params["h0"])
+            if self.kind == "lstm":
+                grads["c0"] = (dc0.sum(axis=1) if from_param
+                               else np.zeros_like(self.params["c0"]))
+        dx = dy if dy is None or cache.time_major else dy.transpose(1, 0, 2)
+        dstate0 = (dh0, dc0) if self.kind == "lstm" else dh0
+        return dx, dstate0, {k: grads[k] for k in self.params}
+
+    def _upstream(self, dout, cache: RecurrentCache, dstate):
+        """Checked upstream gradients: dy (T, B, out_features) of the top layer's output
+        (None when it is not returned), dh_n, dc_n (L*dirs, B, H) of the final state."""
         B, T, H = cache.batch, cache.steps, self.hidden_size
-        dirs, L = self.num_directions, self.num_layers
-        m = cache.mask
-        out_features = self.output_size
+        F = self.output_size
         if self.return_sequences:
-            dshape = (T, B, out_features) if cache.time_major else (B, T, out_features)
+            dshape = (T, B, F) if cache.time_major else (B, T, F)
         else:
-            dshape = (B, out_features)
-        if dout is None:
-            dout = np.zeros(dshape, dtype=self.dtype)
-        dout = check_array(dout, "dout", dshape, self.dtype)
-        n = L * dirs
+            dshape = (B, F)
+        dout = (np.zeros(dshape, dtype=self.dtype) if dout is None
+                else check_array(dout, "dout", dshape, self.dtype))
+        n, dirs = self.num_layers * self.num_directions, self.num_directions
         if dstate is None:
             dh_n = np.zeros((n, B, H), dtype=self.dtype)
             dc_n = np.zeros((n, B, H), dtype=self.dtype) if self.kind == "lstm" else None
@@ -465,107 +487,47 @@ class Recurrent:
             dh_n = dh_n.copy()
         if self.return_sequences:
             dy = dout if cache.time_major else np.ascontiguousarray(dout.transpose(1, 0, 2))
-        else:
-            # out = merge(final states of the top layer)
-            for d, g in enumerate(_merge_backward(dout, list(_top_finals(cache, dirs)),
-                                                  self.merge)):
-                dh_n[n - dirs + d] += g
-            dy = None
-        grads: dict[str, np.ndarray] = {}
-        dh0 = np.zeros((n, B, H), dtype=self.dtype)
-        dc0 = np.zeros((n, B, H), dtype=self.dtype) if self.kind == "lstm" else None
-        for layer in range(L - 1, -1, -1):
-            if dy is not None:
-                if cache.drop[layer] is not None:
-                    dy = dy * cache.drop[layer]
-                if m is not None:
-                    dy = dy * m
-                ddirs = _merge_backward(dy, cache.outs[layer], self.merge)
-            else:
-                ddirs = [None] * dirs
-            dx_total = None
-            for d, prefix in enumerate(self._prefixes(layer)):
-                s = layer * dirs + d
-                dd = ddirs[d]
-                if d == 1 and dd is not None:
-                    dd = _time_gather(dd, cache.rev_idx)
-                dx, dh, dc, g = direction_backward(
-                    cache.dirs[layer][d], dd, dh_n[s], None if dc_n is None else dc_n[s],
-                    need_dx=(need_dx and not cache.ids) or layer > 0,
-                )
-                if dx is not None:
-                    if d == 1:
-                        dx = _time_gather(dx, cache.rev_idx)
-                    dx_total = dx if dx_total is None else dx_total + dx
-                dh0[s] = dh
-                if dc0 is not None:
-                    dc0[s] = dc
-                for k, v in g.items():
-                    grads[prefix + k] = v
-            dy = dx_total
-        if cache.state_from_param:
-            grads["h0"] = dh0.sum(axis=1)
-            if self.kind == "lstm":
-                grads["c0"] = dc0.sum(axis=1)
-        elif self.initial_state == "learned":
-            grads["h0"] = np.zeros_like(self.params["h0"])
-            if self.kind == "lstm":
-                grads["c0"] = np.zeros_like(self.params["c0"])
-        dx = dy if dy is None or cache.time_major else dy.transpose(1, 0, 2)
-        dstate0 = (dh0, dc0) if self.kind == "lstm" else dh0
-        return dx, dstate0, {k: grads[k] for k in self.params}
+            return dy, dh_n, dc_n
+        # out = merge(final states of the top layer)
+        tops = [tr.hs[-1] for tr in cache.dirs[-1]]
+        for d, g in enumerate(merge_backward(dout, tops, self.merge)):
+            dh_n[n - dirs + d] += g
+        return None, dh_n, dc_n
+
+    def _backward_layer(self, layer, dy, cache, dh_n, dc_n, dh0, dc0, grads, need_dx):
+        """Both directions of one layer, backward: dy (T, B, out_features) the gradient of
+        the layer's output (or None); fills dh0, dc0 and grads; returns the gradient of the
+        layer's input (T, B, D_k), or None."""
+        m, rev = cache.mask, cache.rev_idx
+        ddirs = [None] * self.num_directions
+        if dy is not None:
+            if cache.drop[layer] is not None:
+                dy = dy * cache.drop[layer]
+            if m is not None:
+                dy = dy * m[:, :, None]
+            ddirs = merge_backward(dy, cache.outs[layer], self.merge)
+        dx_total = None
+        for d, prefix in enumerate(self._prefixes(layer)):
+            s = layer * self.num_directions + d
+            dd = ddirs[d] if d == 0 or ddirs[d] is None else time_gather(ddirs[d], rev)
+            dx, dh0[s], dc, g = sequence.backward(cache.dirs[layer][d], dd, dh_n[s],
+                                                  None if dc_n is None else dc_n[s], need_dx)
+            if dc0 is not None:
+                dc0[s] = dc
+            grads.update({prefix + k: v for k, v in g.items()})
+            if dx is not None:
+                dx = dx if d == 0 else time_gather(dx, rev)
+                dx_total = dx if dx_total is None else dx_total + dx
+        return dx_total
 
     __call__ = forward
 
 
-def _top_finals(cache: RecurrentCache, dirs: int):
-    return [dc.hs[-1] for dc in cache.dirs[-1][:dirs]]
-
-
-def _reverse_within_mask(mask_tb: np.ndarray) -> np.ndarray:
-    """Gather index (T, B) that reverses each sequence's valid steps among themselves.
-
-    Padded steps map to themselves, so reversing twice is the identity.
-    """
-    T, B = mask_tb.shape
-    idx = np.tile(np.arange(T)[:, None], (1, B))
-    for b in range(B):
-        valid = np.flatnonzero(mask_tb[:, b])
-        idx[valid, b] = valid[::-1]
-    return idx
-
-
-def _time_gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """a (T, B, F) (or ids (T, B)) -> a[idx[t, b], b] as a new contiguous array."""
-    return np.take_along_axis(a, idx if a.ndim == 2 else idx[:, :, None], axis=0)
-
-
-def _merge(parts: list, merge: str) -> np.ndarray:
-    if len(parts) == 1:
-        return parts[0]
-    a, b = parts
-    if merge == "concat":
-        return np.concatenate([a, b], axis=-1)
-    if merge == "sum":
-        return a + b
-    if merge == "mul":
-        return a * b
-    return (a + b) * a.dtype.type(0.5)
-
-
-def _merge_backward(dy: np.ndarray, parts: list, merge: str) -> list:
-    if len(parts) == 1:
-        return [dy]
-    a, b = parts
-    if merge == "concat":
-        H = a.shape[-1]
-        return [dy[..., :H], dy[..., H:]]
-    if merge == "sum":
-        return [dy, dy]
-    if merge == "mul":
-        return [dy * b, dy * a]
-    half = dy * dy.dtype.type(0.5)
-    return [half, half]
+def _broadcast(a: np.ndarray, B: int, axis: int) -> np.ndarray:
+    """a with its axis of size 1 broadcast to size B (a read-only view)."""
+    shape = list(a.shape)
+    shape[axis] = B
+    return np.broadcast_to(a, shape)
 
 
 class RNN(Recurrent):
@@ -635,142 +597,22 @@ class GRU(Recurrent):
 
 # --------------------------------------------------------------------------- cells
 class LayerStepper:
-    """One step at a time with a snapshot of a :class:`Recurrent` layer's weights; made by
-    :meth:`Recurrent.stepper`. States as in :meth:`Recurrent.step`: (L, B, H), LSTM (h, c);
-    None for the layer's initial state."""
+    """:meth:`Recurrent.step` on a snapshot of a layer's weights (made by
+    :meth:`Recurrent.stepper`): the weights are copied once, here."""
 
     def __init__(self, layer: Recurrent):
-        self.layer = layer
+        self.layer = copy.copy(layer)
+        self.layer.params = {k: v.copy() for k, v in layer.params.items()}
         self.input_size, self.hidden_size = layer.input_size, layer.hidden_size
         self.num_layers, self.kind = layer.num_layers, layer.kind
-        self.kernel = Stepper(layer.kind, [layer._direction_params(f"l{k}.")
-                                           for k in range(layer.num_layers)],
-                              **layer._kernel_options())
-        self._last = None
-        self.h0 = layer.params.get("h0")
-        self.c0 = layer.params.get("c0")
-        if self.h0 is not None:
-            self.h0, self.c0 = self.h0.copy(), None if self.c0 is None else self.c0.copy()
-
-    def _state(self, state, B: int):
-        if state is None:
-            L, H, dt = self.num_layers, self.hidden_size, self.layer.dtype
-            if self.h0 is None:
-                h = np.zeros((L, B, H), dtype=dt)
-                return h, (np.zeros_like(h) if self.kind == "lstm" else None)
-            h = np.repeat(self.h0[:, None, :], B, axis=1)
-            return h, (np.repeat(self.c0[:, None, :], B, axis=1) if self.kind == "lstm"
-                       else None)
-        return self.layer._check_state(state, B)
-
-    def _out(self, h, c):
-        state = (h, c) if c is not None else h
-        self._last = state  # the next call may pass it back unchecked
-        return h[-1], state
-
-    def _carried(self, state, B: int):
-        if state is not None and state is self._last:
-            h, c = (state if self.kind == "lstm" else (state, None))
-            if h.shape[1] == B:
-                return h, c
-        return self._state(state, B)
 
     def step(self, x, state=None):
         """x (B, D); state or None. Returns out (B, H) (the top layer's h) and the state."""
         x = check_array(x, "x", ("B", self.input_size), self.layer.dtype)
-        h, c = self._carried(state, x.shape[0])
-        return self._out(*self.kernel.step(x, h, c))
+        return self.layer.step(x, state)
 
     def step_ids(self, ids, state=None):
         """ids (B,) ints in [0, D): the step for one-hot inputs. Returns out, state."""
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or ids.dtype.kind not in "iu" or ids.size == 0:
-            raise ValueError(f"ids must be a non-empty 1-d array of ints, got {ids!r}")
-        lo, hi = (ids[0], ids[0]) if ids.size == 1 else (ids.min(), ids.max())
-        if lo < 0 or hi >= self.input_size:
-            raise ValueError(f"ids must be in [0, {self.input_size}), got {ids.tolist()}")
-        h, c = self._carried(state, ids.shape[0])
-        return self._out(*self.kernel.step(None, h, c, ids=ids))
+        return self.layer.step(check_ids(ids, "ids", self.input_size, ndim=1), state)
 
 
-class _Cell:
-    """One time step: ``forward(x (B, D), state) -> (state', cache)``.
-
-    Runs the same code as the sequence layers (a one-step sequence). ``backward(dstate',
-    cache) -> (dx (B, D), dstate, grads)``. Parameters ``W_x, W_h, b`` (GRU reset after:
-    also ``b_hn``) as in :mod:`rnnkit.cells`.
-    """
-
-    layer_cls = Recurrent
-
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, rng=None, **kw):
-        self._layer = self.layer_cls(input_size, hidden_size, 1, bias=bias, dtype=dtype,
-                                     rng=rng, **kw)
-        self.params = {k[3:]: v for k, v in self._layer.params.items()}
-        self._layer.params = {"l0." + k: v for k, v in self.params.items()}
-        self.input_size, self.hidden_size, self.dtype = input_size, hidden_size, self._layer.dtype
-
-    def _sync(self):
-        self._layer.params = {"l0." + k: v for k, v in self.params.items()}
-
-    def _layer_state(self, state, B: int, name: str):
-        """Check a cell state (B, H) (LSTM: pair) and return the layer's (1, B, H) form."""
-        shape = (B, self.hidden_size)
-        if self._layer.kind == "lstm":
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{name} of an LSTMCell must be a pair (h, c) of arrays "
-                                f"{shape_str(shape)}, got {type(state).__name__}")
-            h = check_array(state[0], f"{name}[0] (h)", shape, self.dtype)
-            c = check_array(state[1], f"{name}[1] (c)", shape, self.dtype)
-            return h[None], c[None]
-        if isinstance(state, (tuple, list)):
-            raise TypeError(f"{name} of a {type(self).__name__} is one array "
-                            f"{shape_str(shape)}, got a {type(state).__name__}")
-        return check_array(state, name, shape, self.dtype)[None]
-
-    def forward(self, x, state=None):
-        """x (B, D); state (B, H) (LSTM: (h, c)) or None for zeros.
-
-        Returns the new state (B, H) (LSTM: (h, c)) and a cache."""
-        self._sync()
-        x = check_array(x, "x", ("B", self.input_size), self.dtype)
-        if state is not None:
-            state = self._layer_state(state, x.shape[0], "state")
-        _, s, cache = self._layer.forward(x[:, None, :], state)
-        if self._layer.kind == "lstm":
-            return (s[0][0], s[1][0]), cache
-        return s[0], cache
-
-    def backward(self, dstate, cache):
-        """dstate: gradient w.r.t. the new state, (B, H) (LSTM: (dh, dc)).
-
-        Returns dx (B, D), dstate_prev (B, H) (LSTM: (dh, dc)), grads keyed like params."""
-        if not isinstance(cache, RecurrentCache):
-            raise TypeError(f"cache must be the cache returned by forward, got "
-                            f"{type(cache).__name__}")
-        dstate = self._layer_state(dstate, cache.batch, "dstate")
-        dx, ds, g = self._layer.backward(None, cache, dstate)
-        grads = {k[3:]: v for k, v in g.items()}
-        if self._layer.kind == "lstm":
-            return dx[:, 0], (ds[0][0], ds[1][0]), grads
-        return dx[:, 0], ds[0], grads
-
-    __call__ = forward
-
-
-class RNNCell(_Cell):
-    """One step of :class:`RNN`: ``h' = tanh(x @ W_x + h @ W_h + b)`` (``nonlinearity``)."""
-
-    layer_cls = RNN
-
-
-class LSTMCell(_Cell):
-    """One step of :class:`LSTM`: state (h, c), gates i, f, g, o."""
-
-    layer_cls = LSTM
-
-
-class GRUCell(_Cell):
-    """One step of :class:`GRU` (``reset_after`` selects the form)."""
-
-    layer_cls = GRU
