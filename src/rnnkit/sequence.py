@@ -8,7 +8,10 @@ this module only arranges the work around them:
 * the input side ``x_t @ W_x + b`` of all T steps is **one product** (one-hot inputs: a row
   look-up of ``W_x + b``), formed before the first step;
 * each step then makes **one recurrent product** (the GRU's reset-before form, two) inside
-  its step function, into arrays allocated once per call and reused at every step;
+  its step function, into arrays allocated once per call and reused at every step; the
+  arrays of all steps come from the workspace (:mod:`rnnkit._workspace`), which hands out
+  the memory of earlier calls' arrays that nobody holds any more (fresh memory costs
+  page faults that, on a virtual machine, took as long as the products);
 * the backward keeps the gradient of every step's pre-activations, ``dG (T, B, G*H)``, and
   forms the **weight gradients of all steps at once**, one product each.
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import accelerated, cells
+from ._workspace import empty
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 KINDS = tuple(GATES)
@@ -83,16 +87,18 @@ def input_projection(params: dict, x: np.ndarray | None, ids: np.ndarray | None,
 
     x (T, B, D) floats, or None and ids (T, B) ints in [0, D) for one-hot inputs
     ``x = eye(D)[ids]``, whose product is the row look-up ``(W_x + b)[ids]`` (the same
-    result without forming the one-hot vectors). out: an array to write into, or None.
+    result without forming the one-hot vectors). out: an array to write into, or None
+    for one from the workspace (:mod:`rnnkit._workspace`).
     """
     W_x, b = params["W_x"], params.get("b")
+    GH = W_x.shape[1]
+    if out is None:
+        out = empty((x if x is not None else ids).shape[:2] + (GH,), W_x.dtype)
     if x is None:
         Wb = W_x if b is None else W_x + b
         return np.take(Wb, ids, axis=0, out=out)
     T, B, D = x.shape
-    xw = np.matmul(x.reshape(T * B, D), W_x,
-                   out=None if out is None else out.reshape(T * B, -1))
-    xw = xw.reshape(T, B, W_x.shape[1])
+    xw = np.matmul(x.reshape(T * B, D), W_x, out=out.reshape(T * B, GH)).reshape(T, B, GH)
     if b is not None:
         xw += b
     return xw
@@ -115,15 +121,15 @@ def forward(kind: str, params: dict, x: np.ndarray | None, h0: np.ndarray,
     T, B = xw.shape[:2]
     H = params["W_h"].shape[0]
     dt = xw.dtype
-    hs = np.empty((T + 1, B, H), dtype=dt)
+    hs = empty((T + 1, B, H), dt)
     hs[0] = h0
     tr = Trace(kind, params, x, ids, hs, xw, mask, rec_mask, nonlinearity, reset_after)
     if kind == "lstm":
-        tr.cs = np.empty((T + 1, B, H), dtype=dt)
+        tr.cs = empty((T + 1, B, H), dt)
         tr.cs[0] = c0
-        tr.tanh_c = np.empty((T, B, H), dtype=dt)
+        tr.tanh_c = empty((T, B, H), dt)
     elif kind == "gru":
-        tr.hn = np.empty((T, B, H), dtype=dt)
+        tr.hn = empty((T, B, H), dt)
     ops = _ops(dt)
     rec = np.empty(xw.shape[1:], dtype=dt)  # the recurrent product of one step
     h_in = np.empty((B, H), dtype=dt) if rec_mask is not None else None
@@ -200,8 +206,8 @@ def backward(tr: Trace, dhs: np.ndarray | None, dh_last: np.ndarray | None = Non
     T, B, H = tr.steps, tr.hs.shape[1], tr.hs.shape[2]
     dt = tr.hs.dtype
     ops = _ops(dt)
-    dG = np.empty_like(tr.acts)  # the gradients of every step's pre-activations
-    drec = np.empty_like(dG) if tr.kind == "gru" and tr.reset_after else None
+    dG = empty(tr.acts.shape, dt)  # the gradients of every step's pre-activations
+    drec = empty(dG.shape, dt) if tr.kind == "gru" and tr.reset_after else None
     dh = np.zeros((B, H), dtype=dt) if dh_last is None else np.array(dh_last, dtype=dt)
     dc = None
     if tr.kind == "lstm":

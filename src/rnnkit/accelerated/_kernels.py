@@ -81,6 +81,12 @@ def tanh_array(x, out):
         out[k] = tanh(x[k])
 
 
+# Every kernel walks the examples b and, inside, the units j of each gate block through
+# views of the rows (``ai = a[b, :H]``, ...): indices from ``range(H)`` are known to be
+# non-negative, which lets the compiler vectorise the loop over j (an index such as
+# ``a[b, H + j]`` keeps numba's check for negative indices and does not vectorise).
+
+
 # --------------------------------------------------------------------------- RNN
 @njit(**_JIT)
 def rnn_forward(xw, h, relu):
@@ -88,12 +94,13 @@ def rnn_forward(xw, h, relu):
     B, H = h.shape
     zero = h.dtype.type(0)
     for b in range(B):
+        hb, xb = h[b], xw[b]
         for j in range(H):
-            v = h[b, j] + xw[b, j]
+            v = hb[j] + xb[j]
             if relu:
-                h[b, j] = v if v > zero else zero
+                hb[j] = v if v > zero else zero
             else:
-                h[b, j] = tanh(v)
+                hb[j] = tanh(v)
 
 
 @njit(**_JIT)
@@ -102,16 +109,16 @@ def rnn_backward(dh, dh_out, h, da, relu):
     B, H = h.shape
     one, zero = h.dtype.type(1), h.dtype.type(0)
     for b in range(B):
+        dhb, hb, dab = dh[b], h[b], da[b]
+        if dh_out is not None:
+            ob = dh_out[b]
+            for j in range(H):
+                dhb[j] += ob[j]
         for j in range(H):
-            g = dh[b, j]
-            if dh_out is not None:
-                g += dh_out[b, j]
-                dh[b, j] = g
-            hv = h[b, j]
             if relu:
-                da[b, j] = g if hv > zero else zero
+                dab[j] = dhb[j] if hb[j] > zero else zero
             else:
-                da[b, j] = g * (one - hv * hv)
+                dab[j] = dhb[j] * (one - hb[j] * hb[j])
 
 
 # --------------------------------------------------------------------------- LSTM
@@ -122,17 +129,19 @@ def lstm_forward(a, rec, c_prev, c, tanh_c, h):
     B, H = h.shape
     half = h.dtype.type(0.5)
     for b in range(B):
+        ar, rr = a[b], rec[b]
+        ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
+        ri, rf, rg, ro = rr[:H], rr[H : 2 * H], rr[2 * H : 3 * H], rr[3 * H :]
+        cp, cb, tb, hb = c_prev[b], c[b], tanh_c[b], h[b]
         for j in range(H):
-            i = _sigmoid(a[b, j] + rec[b, j], half)
-            f = _sigmoid(a[b, H + j] + rec[b, H + j], half)
-            g = tanh(a[b, 2 * H + j] + rec[b, 2 * H + j])
-            o = _sigmoid(a[b, 3 * H + j] + rec[b, 3 * H + j], half)
-            a[b, j], a[b, H + j], a[b, 2 * H + j], a[b, 3 * H + j] = i, f, g, o
-            cv = f * c_prev[b, j] + i * g
+            i = _sigmoid(ai[j] + ri[j], half)
+            f = _sigmoid(af[j] + rf[j], half)
+            g = tanh(ag[j] + rg[j])
+            o = _sigmoid(ao[j] + ro[j], half)
+            ai[j], af[j], ag[j], ao[j] = i, f, g, o
+            cv = f * cp[j] + i * g
             tc = tanh(cv)
-            c[b, j] = cv
-            tanh_c[b, j] = tc
-            h[b, j] = o * tc
+            cb[j], tb[j], hb[j] = cv, tc, o * tc
 
 
 @njit(**_JIT)
@@ -142,20 +151,22 @@ def lstm_backward(dh, dh_out, dc, a, c_prev, tanh_c, da):
     B, H = dh.shape
     one = dh.dtype.type(1)
     for b in range(B):
+        ar, dr = a[b], da[b]
+        ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
+        di, df, dg, do = dr[:H], dr[H : 2 * H], dr[2 * H : 3 * H], dr[3 * H :]
+        dhb, dcb, cp, tb = dh[b], dc[b], c_prev[b], tanh_c[b]
+        if dh_out is not None:
+            ob = dh_out[b]
+            for j in range(H):
+                dhb[j] += ob[j]
         for j in range(H):
-            g_h = dh[b, j]
-            if dh_out is not None:
-                g_h += dh_out[b, j]
-                dh[b, j] = g_h
-            i, f = a[b, j], a[b, H + j]
-            g, o = a[b, 2 * H + j], a[b, 3 * H + j]
-            tc = tanh_c[b, j]
-            g_c = dc[b, j] + g_h * o * (one - tc * tc)
-            da[b, 3 * H + j] = g_h * tc * (o * (one - o))
-            da[b, j] = g_c * g * (i * (one - i))
-            da[b, H + j] = g_c * c_prev[b, j] * (f * (one - f))
-            da[b, 2 * H + j] = g_c * i * (one - g * g)
-            dc[b, j] = g_c * f
+            i, f, g, o, tc, g_h = ai[j], af[j], ag[j], ao[j], tb[j], dhb[j]
+            g_c = dcb[j] + g_h * o * (one - tc * tc)
+            do[j] = g_h * tc * (o * (one - o))
+            di[j] = g_c * g * (i * (one - i))
+            df[j] = g_c * cp[j] * (f * (one - f))
+            dg[j] = g_c * i * (one - g * g)
+            dcb[j] = g_c * f
 
 
 # --------------------------------------------------------------------------- GRU
@@ -165,8 +176,9 @@ def gru_gates_rz(a, rec, H):
     B = a.shape[0]
     half = a.dtype.type(0.5)
     for b in range(B):
+        ar, rr = a[b, : 2 * H], rec[b, : 2 * H]
         for j in range(2 * H):
-            a[b, j] = _sigmoid(a[b, j] + rec[b, j], half)
+            ar[j] = _sigmoid(ar[j] + rr[j], half)
 
 
 @njit(**_JIT)
@@ -176,16 +188,20 @@ def gru_forward_after(a, rec, b_hn, h_prev, hn, h):
     B, H = h.shape
     half, one = h.dtype.type(0.5), h.dtype.type(1)
     for b in range(B):
+        ar, rr = a[b], rec[b]
+        a_r, a_z, a_n = ar[:H], ar[H : 2 * H], ar[2 * H :]
+        r_r, r_z, r_n = rr[:H], rr[H : 2 * H], rr[2 * H :]
+        hp, hnb, hb = h_prev[b], hn[b], h[b]
         for j in range(H):
-            r = _sigmoid(a[b, j] + rec[b, j], half)
-            z = _sigmoid(a[b, H + j] + rec[b, H + j], half)
-            q = rec[b, 2 * H + j]
+            r = _sigmoid(a_r[j] + r_r[j], half)
+            z = _sigmoid(a_z[j] + r_z[j], half)
+            q = r_n[j]
             if b_hn is not None:
                 q += b_hn[j]
-            n = tanh(a[b, 2 * H + j] + r * q)
-            a[b, j], a[b, H + j], a[b, 2 * H + j] = r, z, n
-            hn[b, j] = q
-            h[b, j] = (one - z) * n + z * h_prev[b, j]
+            n = tanh(a_n[j] + r * q)
+            a_r[j], a_z[j], a_n[j] = r, z, n
+            hnb[j] = q
+            hb[j] = (one - z) * n + z * hp[j]
 
 
 @njit(**_JIT)
@@ -193,8 +209,9 @@ def gru_reset_input(a, h_in, hn):
     """Reset before: hn = r * h_in, the input of the second product. a (B, 3H)."""
     B, H = hn.shape
     for b in range(B):
+        rb, xb, hnb = a[b, :H], h_in[b], hn[b]
         for j in range(H):
-            hn[b, j] = a[b, j] * h_in[b, j]
+            hnb[j] = rb[j] * xb[j]
 
 
 @njit(**_JIT)
@@ -204,11 +221,13 @@ def gru_finish_before(a, rec_n, h_prev, h):
     B, H = h.shape
     one = h.dtype.type(1)
     for b in range(B):
+        a_z, a_n = a[b, H : 2 * H], a[b, 2 * H :]
+        rn, hp, hb = rec_n[b], h_prev[b], h[b]
         for j in range(H):
-            n = tanh(a[b, 2 * H + j] + rec_n[b, j])
-            z = a[b, H + j]
-            a[b, 2 * H + j] = n
-            h[b, j] = (one - z) * n + z * h_prev[b, j]
+            n = tanh(a_n[j] + rn[j])
+            z = a_z[j]
+            a_n[j] = n
+            hb[j] = (one - z) * n + z * hp[j]
 
 
 @njit(**_JIT)
@@ -218,17 +237,23 @@ def gru_backward_after(dh, dh_out, a, h_prev, hn, da, drec):
     B, H = dh.shape
     one = dh.dtype.type(1)
     for b in range(B):
+        ar, dr_, rr = a[b], da[b], drec[b]
+        a_r, a_z, a_n = ar[:H], ar[H : 2 * H], ar[2 * H :]
+        d_r, d_z, d_n = dr_[:H], dr_[H : 2 * H], dr_[2 * H :]
+        e_r, e_z, e_n = rr[:H], rr[H : 2 * H], rr[2 * H :]
+        dhb, hp, hnb = dh[b], h_prev[b], hn[b]
+        if dh_out is not None:
+            ob = dh_out[b]
+            for j in range(H):
+                dhb[j] += ob[j]
         for j in range(H):
-            g = dh[b, j]
-            if dh_out is not None:
-                g += dh_out[b, j]
-            r, z, n = a[b, j], a[b, H + j], a[b, 2 * H + j]
+            g, r, z, n = dhb[j], a_r[j], a_z[j], a_n[j]
             dn = g * (one - z) * (one - n * n)
-            dz = g * (h_prev[b, j] - n) * (z * (one - z))
-            dr = dn * hn[b, j] * (r * (one - r))
-            da[b, j], da[b, H + j], da[b, 2 * H + j] = dr, dz, dn
-            drec[b, j], drec[b, H + j], drec[b, 2 * H + j] = dr, dz, dn * r
-            dh[b, j] = g * z
+            dz = g * (hp[j] - n) * (z * (one - z))
+            dr = dn * hnb[j] * (r * (one - r))
+            d_r[j], d_z[j], d_n[j] = dr, dz, dn
+            e_r[j], e_z[j], e_n[j] = dr, dz, dn * r
+            dhb[j] = g * z
 
 
 @njit(**_JIT)
@@ -237,14 +262,17 @@ def gru_backward_before_n(dh, dh_out, a, h_prev, da):
     B, H = dh.shape
     one = dh.dtype.type(1)
     for b in range(B):
+        a_z, a_n = a[b, H : 2 * H], a[b, 2 * H :]
+        d_z, d_n = da[b, H : 2 * H], da[b, 2 * H :]
+        dhb, hp = dh[b], h_prev[b]
+        if dh_out is not None:
+            ob = dh_out[b]
+            for j in range(H):
+                dhb[j] += ob[j]
         for j in range(H):
-            g = dh[b, j]
-            if dh_out is not None:
-                g += dh_out[b, j]
-                dh[b, j] = g
-            z, n = a[b, H + j], a[b, 2 * H + j]
-            da[b, 2 * H + j] = g * (one - z) * (one - n * n)
-            da[b, H + j] = g * (h_prev[b, j] - n) * (z * (one - z))
+            g, z, n = dhb[j], a_z[j], a_n[j]
+            d_n[j] = g * (one - z) * (one - n * n)
+            d_z[j] = g * (hp[j] - n) * (z * (one - z))
 
 
 @njit(**_JIT)
@@ -254,11 +282,13 @@ def gru_backward_before_r(dh, dq, a, h_in, da, dh_in):
     B, H = dh.shape
     one = dh.dtype.type(1)
     for b in range(B):
+        a_r, a_z, d_r = a[b, :H], a[b, H : 2 * H], da[b, :H]
+        dhb, dqb, xb, dib = dh[b], dq[b], h_in[b], dh_in[b]
         for j in range(H):
-            r, z = a[b, j], a[b, H + j]
-            da[b, j] = dq[b, j] * h_in[b, j] * (r * (one - r))
-            dh_in[b, j] = dq[b, j] * r
-            dh[b, j] = dh[b, j] * z
+            r = a_r[j]
+            d_r[j] = dqb[j] * xb[j] * (r * (one - r))
+            dib[j] = dqb[j] * r
+            dhb[j] = dhb[j] * a_z[j]
 
 
 # --------------------------------------------------------------------------- others
@@ -269,9 +299,9 @@ def one_hot_weight_gradient(ids, dG, D):
     N, GH = dG.shape
     out = np.zeros((D, GH), dtype=dG.dtype)
     for k in range(N):
-        v = ids[k]
+        row, src = out[ids[k]], dG[k]
         for j in range(GH):
-            out[v, j] += dG[k, j]
+            row[j] += src[j]
     return out
 
 
