@@ -91,10 +91,9 @@ class _DeferredInterrupt:
 
 def cmd_train(args) -> int:
     """``rnnkit train``: build, train, checkpoint and sample; returns the exit code."""
-    from ..data import Vocab, split_train_val
     from ..models import LanguageModel
     from ..optim import make_optimizer
-    from ..train import StreamData, TrainConfig, Trainer, save_history
+    from ..train import TrainConfig, Trainer
 
     cfg = _train_settings(args)
     if cfg.threads is not None:
@@ -107,16 +106,7 @@ def cmd_train(args) -> int:
     if not cfg.resume and last.exists():
         _fail(f"{str(out)!r} already holds a run; use --resume to continue it or --out to "
               "start a new one (nothing was overwritten)")
-    vocab = (Vocab.from_text(text, "word", max_size=cfg.max_vocab) if cfg.word
-             else Vocab.from_text(text, "char"))
-    ids = vocab.encode(text)
-    train_ids, val_ids = split_train_val(ids, cfg.val_fraction)
-    try:
-        train_data = StreamData(train_ids, cfg.batch_size, cfg.seq_len)
-        val_data = (StreamData(val_ids, min(cfg.batch_size, max(1, (len(val_ids) - 1) // 2)),
-                               cfg.seq_len) if val_ids is not None and len(val_ids) > 2 else None)
-    except ValueError as e:
-        _fail(f"{source}: {e}")
+    vocab, ids, train_data, val_data = _streams(cfg, text, source)
     model = LanguageModel(len(vocab), cfg.cell, cfg.hidden, cfg.layers,
                           embedding_dim=cfg.embedding or None, dropout=cfg.dropout, rng=cfg.seed)
     opt = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
@@ -159,8 +149,45 @@ def cmd_train(args) -> int:
     with ctrl_c:
         result = trainer.fit()
     interrupted = ctrl_c.requested or str(result["stopped"]).startswith("interrupted")
-    if not interrupted and val_data is not None and (not result["history"] or
-                                                     "val_loss" not in result["history"][-1]):
+    best = _write_results(trainer, result, interrupted, cfg, out, log)
+    if interrupted:
+        print(f"interrupted at step {result['step']}; {last} is saved: continue with the same "
+              f"flags and --resume", file=sys.stderr, flush=True)
+        return 130
+    if not cfg.quiet:
+        _final_samples(model, vocab, text, source, defaults, prime_ids, stop_ids, cfg.seed)
+    log(f"best checkpoint: {best}  (sample with: rnnkit sample {best})")
+    return 0
+
+
+def _streams(cfg: TrainCommand, text: str, source: str):
+    """The vocabulary of the text, its ids (N,), and the training and validation streams
+    (None without a validation part long enough)."""
+    from ..data import Vocab, split_train_val
+    from ..train import StreamData
+
+    vocab = (Vocab.from_text(text, "word", max_size=cfg.max_vocab) if cfg.word
+             else Vocab.from_text(text, "char"))
+    ids = vocab.encode(text)
+    train_ids, val_ids = split_train_val(ids, cfg.val_fraction)
+    try:
+        train_data = StreamData(train_ids, cfg.batch_size, cfg.seq_len)
+        val_data = (StreamData(val_ids, min(cfg.batch_size, max(1, (len(val_ids) - 1) // 2)),
+                               cfg.seq_len) if val_ids is not None and len(val_ids) > 2 else None)
+    except ValueError as e:
+        _fail(f"{source}: {e}")
+    return vocab, ids, train_data, val_data
+
+
+def _write_results(trainer, result: dict, interrupted: bool, cfg: TrainCommand, out: Path,
+                   log) -> Path:
+    """After ``fit``: a final validation if the last step had none (unless interrupted),
+    history.json and .csv, best.npz if no validation wrote one, loss.png. Returns the path
+    of best.npz."""
+    from ..train import save_history
+
+    if not interrupted and trainer.val_data is not None and (
+            not result["history"] or "val_loss" not in result["history"][-1]):
         ev = trainer.evaluate()
         if ev:
             log(f"final: val loss {ev['loss']:.4f}, {ev['bpc']:.3f} bits per "
@@ -172,27 +199,27 @@ def cmd_train(args) -> int:
     if not best.exists():
         trainer.save_checkpoint(best)
     _plot(hist, out / "loss.png", log)
-    if interrupted:
-        print(f"interrupted at step {result['step']}; {last} is saved: continue with the same "
-              f"flags and --resume", file=sys.stderr, flush=True)
-        return 130
-    if not cfg.quiet:
-        rng = np.random.default_rng(cfg.seed)
-        texts = [vocab.decode(model.generate(prime_ids, defaults["length"], rng=rng,
-                                             stop_ids=stop_ids)).strip("\n")
-                 for _ in range(10 if source == BUILTIN else 1)]
-        print("--- samples from the final model ---", file=sys.stderr)
-        if source == BUILTIN:
-            known = set(text.split("\n"))
-            for t in texts:
-                print(t.capitalize() + ("" if t in known else "   (new)"))
-            new = sum(t not in known for t in texts)
-            print(f"{new} of {len(texts)} names are not in the training list", file=sys.stderr)
-        else:
-            for t in texts:
-                print(t)
-    log(f"best checkpoint: {best}  (sample with: rnnkit sample {best})")
-    return 0
+    return best
+
+
+def _final_samples(model, vocab, text: str, source: str, defaults: dict, prime_ids, stop_ids,
+                   seed: int) -> None:
+    """Samples of the trained model on stdout: ten names for the built-in corpus (those not
+    in the list marked new), one text otherwise."""
+    rng = np.random.default_rng(seed)
+    texts = [vocab.decode(model.generate(prime_ids, defaults["length"], rng=rng,
+                                         stop_ids=stop_ids)).strip("\n")
+             for _ in range(10 if source == BUILTIN else 1)]
+    print("--- samples from the final model ---", file=sys.stderr)
+    if source == BUILTIN:
+        known = set(text.split("\n"))
+        for t in texts:
+            print(t.capitalize() + ("" if t in known else "   (new)"))
+        new = sum(t not in known for t in texts)
+        print(f"{new} of {len(texts)} names are not in the training list", file=sys.stderr)
+    else:
+        for t in texts:
+            print(t)
 
 
 def _plot(history: list, path: Path, log) -> None:
