@@ -202,7 +202,7 @@ def test_sigkill_mid_write_never_damages_the_checkpoint(tmp_path):
     script.write_text(KILL_SCRIPT)
     checkpoint.save(path, {"w": np.zeros(1_000_000), "i": np.array(0)}, {"i": 0})
     rng = np.random.default_rng(0)
-    last, temps_seen, start = 0, 0, time.monotonic()
+    last, temps_seen = 0, 0
     for round_ in range(1, 7):
         first = 1000 * round_  # this writer saves first, first + 1, ...
         proc = subprocess.Popen([sys.executable, str(script), str(path), str(first - 1)],
@@ -235,7 +235,6 @@ def test_sigkill_mid_write_never_damages_the_checkpoint(tmp_path):
             (tmp_path / n).unlink()
     assert last > 0, "no writer ever completed a checkpoint"
     assert temps_seen > 0, "no kill landed mid-write; the test proved nothing"
-    assert time.monotonic() - start < 15
 
 
 # ---------------------------------------------------------------------- damaged files

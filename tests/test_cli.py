@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -291,32 +292,71 @@ def test_resume_is_exact(tmp_path, corpus, env):
     assert ok(s1).stdout == ok(s2).stdout and len(s1.stdout) >= 2
 
 
+# `rnnkit train` whose N-th write of last.npz stops halfway through its archive: half of
+# the bytes are in the temporary file, nothing is renamed yet; the run then announces it
+# (creates the file argv[1]) and waits there to be killed
+TORN_WRITE = textwrap.dedent("""
+    import io, os, sys, time
+    import numpy as np
+    from rnnkit import checkpoint
+    from rnnkit.cli import main
+
+    announce, pause_at = sys.argv[1], int(sys.argv[2])
+    save, savez = checkpoint.save, np.savez
+    writes_of_last = 0
+
+    def torn_savez(f, **arrays):
+        archive = io.BytesIO()
+        savez(archive, **arrays)
+        f.write(archive.getvalue()[: archive.tell() // 2])
+        f.flush()
+        open(announce, "x").close()
+        time.sleep(600)
+
+    def watched_save(path, arrays, meta):
+        global writes_of_last
+        if os.path.basename(path) == "last.npz":
+            writes_of_last += 1
+            if writes_of_last == pause_at:
+                np.savez = torn_savez
+        return save(path, arrays, meta)
+
+    checkpoint.save = watched_save
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
 def test_sigkill_while_checkpointing_leaves_previous_checkpoints_intact(tmp_path, corpus, env):
-    # a model big enough that a checkpoint (weights and Adam's moments, ~5 MB, fsync'ed)
-    # takes a noticeable time to write, and one written after every step
+    """Four runs writing a checkpoint after every step are SIGKILLed: two at a random moment,
+    two (odd rounds) surely in the middle of writing last.npz, halfway through its archive
+    (TORN_WRITE: the run's second write of last.npz stops there until it is killed). Every
+    checkpoint left behind must load, last.npz must be the one before the torn write, and
+    the run must continue from it."""
     out = tmp_path / "run"
     last = out / "last.npz"
-    base = [*RNNKIT, "train", str(corpus), "--hidden", "192", "--layers", "2", "--seq-len", "10",
+    # checkpoints (weights and Adam's moments, ~5 MB, fsync'ed) that take a noticeable time
+    # to write, one after every step: the random kills often land mid-write too
+    args = ["train", str(corpus), "--hidden", "192", "--layers", "2", "--seq-len", "10",
             "--batch-size", "4", "--checkpoint-every", "1", "--eval-every", "3", "--quiet",
             "--steps", "100000", "--out", str(out)]
     rng = random.Random(20240601)
-    torn = 0
     for i in range(4):
         before = file_id(last)
+        steps_before = step_of(last) if before else 0
         tmps = {p.name for p in out.glob("*.tmp")} if out.exists() else set()
-        proc = subprocess.Popen(base + (["--resume"] if before else []), cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        announce = tmp_path / f"torn-write-{i}"
+        torn_round = i % 2 == 1
+        command = ([sys.executable, "-c", TORN_WRITE, str(announce), "2"] if torn_round
+                   else list(RNNKIT))
+        proc = subprocess.Popen(command + args + (["--resume"] if before else []),
+                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
         try:
             # this run has written a last.npz of its own
             wait_for(lambda before=before: file_id(last) not in (None, before), proc,
                      what="a new last.npz")
-            if i % 2:  # right as the next checkpoint is being written
-                try:
-                    wait_for(lambda tmps=tmps: {p.name for p in out.glob("*.tmp")} - tmps,
-                             proc, timeout=10, what="a checkpoint being written")
-                except AssertionError:
-                    pass  # the write was too quick to see: kill it anyway
-                time.sleep(rng.uniform(0.0, 0.01))
+            if torn_round:
+                wait_for(announce.exists, proc, what="the torn write of last.npz")
             else:
                 time.sleep(rng.uniform(0.0, 0.3))
             proc.kill()
@@ -325,7 +365,16 @@ def test_sigkill_while_checkpointing_leaves_previous_checkpoints_intact(tmp_path
             proc.wait(timeout=30)
             proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL
-        torn += bool({p.name for p in out.glob("*.tmp")} - tmps)
+        if torn_round:
+            # the kill landed mid-write: the half-written last.npz is still a temporary file,
+            # not loadable, and last.npz is the complete one written before it
+            new_tmps = {p.name for p in out.glob("*.tmp")} - tmps
+            assert len(new_tmps) == 1, new_tmps
+            torn = out / new_tmps.pop()
+            assert torn.name.startswith("last.npz.") and torn.stat().st_size > 0
+            with pytest.raises(checkpoint.CheckpointError):
+                checkpoint.load(torn)
+            assert step_of(last) == steps_before + 1, "last.npz: the write before the torn one"
         # every checkpoint left behind is complete and loadable
         npz = sorted(out.glob("*.npz"))
         assert last in npz
@@ -341,12 +390,11 @@ def test_sigkill_while_checkpointing_leaves_previous_checkpoints_intact(tmp_path
     k = step_of(last)
     hist_k = checkpoint.load(last)[1]["train_state"]["history"]
     assert k >= 1 and [h["step"] for h in hist_k] == list(range(1, k + 1))
-    ok(run([*base[len(RNNKIT):-4], "--steps", k + 2, "--out", out, "--resume"], env, tmp_path))
+    ok(run([*args[:-4], "--steps", k + 2, "--out", out, "--resume"], env, tmp_path))
     assert step_of(last) == k + 2
     hist = history(out)
     assert [h["step"] for h in hist] == list(range(1, k + 3))
     assert [h["loss"] for h in hist[:k]] == [h["loss"] for h in hist_k]
-    print(f"{torn} of 4 kills left an unfinished checkpoint write behind")
 
 
 def test_ctrl_c_stops_cleanly_and_resumes_exactly(tmp_path, corpus, env):

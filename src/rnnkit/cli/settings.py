@@ -1,0 +1,152 @@
+"""The settings of ``rnnkit train``: :class:`TrainCommand` (one field per flag), their
+checks, and the settings a ``--resume`` takes over from the run it continues or refuses
+to change."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from ..checkpoint import CheckpointError
+from ._common import _fail
+
+
+def _opt(default, help: str, **kw):
+    """A TrainCommand field: its default and the help text of its flag."""
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """Settings of ``rnnkit train``; each field is the flag of the same name (``seq_len`` is
+    ``--seq-len``). With ``--resume``, the settings not given on the command line are those
+    the run was started with."""
+
+    text: str | None = _opt(None, "UTF-8 text file to train on (default: the built-in "
+                            "dinosaur names)")
+    cell: str = _opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    layers: int = _opt(2, "stacked recurrent layers")
+    hidden: int = _opt(128, "hidden units per layer")
+    embedding: int = _opt(0, "embedding size (0: one-hot inputs, as char-rnn)")
+    dropout: float = _opt(0.2, "dropout between layers and before the output layer")
+    seq_len: int = _opt(50, "steps of truncated backpropagation through time")
+    batch_size: int = _opt(32, "sequences per batch (contiguous streams of the text)")
+    optimizer: str = _opt("adam", "optimizer", choices=("sgd", "momentum", "adagrad", "rmsprop",
+                                                         "adam", "adamw"))
+    lr: float = _opt(2e-3, "learning rate")
+    schedule: str = _opt("constant", "learning-rate schedule",
+                         choices=("constant", "step", "exponential", "cosine"))
+    decay_every: int = _opt(1000, "steps between decays (step and exponential schedules)")
+    decay_rate: float = _opt(0.97, "decay factor per --decay-every steps")
+    schedule_steps: int | None = _opt(None, "steps the cosine schedule spans (default: --steps "
+                                      "of the first run, or 10000)")
+    warmup: int = _opt(0, "linear warm-up steps before the schedule")
+    clip: str = _opt("global_norm", "gradient clipping",
+                     choices=("value", "norm", "global_norm", "none"))
+    clip_value: float = _opt(5.0, "clipping threshold")
+    val_fraction: float = _opt(0.1, "fraction of the text (at its end) held out for validation")
+    seed: int = _opt(0, "seed of initialisation, dropout and samples")
+    threads: int | None = _opt(None, "with the fast extra: threads the compiled LSTM splits "
+                               "its batch across (default: 2 where the machine has 2 or more "
+                               "cores; 1: the numpy engine's results, bit for bit)")
+    out: str | None = _opt(None, "output folder (default: runs/<name of the text>)")
+    steps: int | None = _opt(None, "stop after this many steps in total (if no budget is "
+                             "given at all: 1000)")
+    epochs: int | None = _opt(None, "stop after this many epochs in total")
+    time: float | None = _opt(None, "stop after this many seconds of this run")
+    eval_every: int = _opt(100, "validate and checkpoint every N steps")
+    sample_every: int = _opt(500, "print samples every N steps (0: never)")
+    checkpoint_every: int = _opt(0, "also checkpoint every N steps (0: only at validations)")
+    resume: bool = _opt(False, "continue the run saved in OUT/last.npz")
+    word: bool = _opt(False, "word-level model instead of characters")
+    max_vocab: int = _opt(10000, "word level: the most frequent words kept")
+    quiet: bool = _opt(False, "no progress bar, samples or status lines")
+
+
+def _validate(cfg: TrainCommand) -> None:
+    """Reject bad settings with the flag's name before anything is built or written."""
+    for name in ("layers", "hidden", "seq_len", "batch_size", "decay_every", "max_vocab"):
+        if getattr(cfg, name) < 1:
+            _fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("embedding", "warmup", "eval_every", "sample_every", "checkpoint_every"):
+        if getattr(cfg, name) < 0:
+            _fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("steps", "epochs", "schedule_steps", "threads"):
+        v = getattr(cfg, name)
+        if v is not None and v < 1:
+            _fail(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if cfg.time is not None and not cfg.time > 0:
+        _fail(f"--time must be > 0 seconds, got {cfg.time}")
+    if not 0 <= cfg.dropout < 1:
+        _fail(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    if not 0 <= cfg.val_fraction < 1:
+        _fail(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        _fail(f"--lr must be a finite number > 0, got {cfg.lr}")
+    if not cfg.clip_value > 0:
+        _fail(f"--clip-value must be > 0, got {cfg.clip_value}")
+    if not 0 < cfg.decay_rate <= 1:
+        _fail(f"--decay-rate must be in (0, 1], got {cfg.decay_rate}")
+
+
+# settings that a resumed run must share with the run it continues: the model's shape,
+# the layout of the data (the carried state and the batch position) and the optimizer's state;
+# the vocabulary is compared as well
+RESUME_FIXED = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size",
+                "optimizer", "val_fraction", "word")
+
+
+def _saved_run(last: Path) -> dict:
+    """The metadata of a run's last.npz, or a clear --resume error."""
+    from ..checkpoint import load
+
+    if not last.exists():
+        _fail(f"--resume: {str(last)!r} does not exist (train without --resume first)")
+    try:
+        _, meta = load(last)
+    except CheckpointError as e:
+        _fail(f"--resume: {e}")
+    if not isinstance(meta.get("cli"), dict) or "train_state" not in meta:
+        _fail(f"--resume: {str(last)!r} was not written by `rnnkit train`")
+    return meta
+
+
+def _check_resume(cfg: TrainCommand, last: Path, vocab) -> None:
+    """Refuse a --resume whose flags or text do not match the run saved in ``last``."""
+    meta = _saved_run(last)
+    old = meta["cli"]
+    diffs = [f"--{k.replace('_', '-')} {old[k]} (now {getattr(cfg, k)})"
+             for k in RESUME_FIXED if k in old and old[k] != getattr(cfg, k)]
+    if diffs:
+        _fail(f"--resume: the run in {str(last.parent)!r} was trained with "
+              + ", ".join(diffs) + "; give the same values to continue it (nothing was changed)")
+    if meta.get("vocab") != vocab.to_json():
+        before = list(meta.get("vocab", {}).get("tokens", []))
+        added = sorted(set(vocab.tokens) - set(before))[:10]
+        gone = sorted(set(before) - set(vocab.tokens))[:10]
+        _fail(f"--resume: the text's vocabulary differs from the one the run in "
+              f"{str(last.parent)!r} was trained with (new: {added or 'none'}, missing: "
+              f"{gone or 'none'}); resume on the same text (nothing was changed)")
+
+
+# per-invocation settings, never taken over from the run being resumed
+NOT_INHERITED = ("resume", "quiet", "time", "out")
+
+
+def _train_settings(args) -> TrainCommand:
+    """The flags given, completed by the defaults or, with --resume, by the saved run's."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainCommand) if hasattr(args, f.name)}
+    text = given.get("text")
+    out = given.get("out") or str(Path("runs") / (Path(text).stem if text else "dinos"))
+    base = asdict(TrainCommand())
+    if given.get("resume"):
+        saved = _saved_run(Path(out) / "last.npz")["cli"]
+        base.update({k: v for k, v in saved.items() if k in base and k not in NOT_INHERITED})
+    cfg = TrainCommand(**{**base, **given, "out": out})
+    _validate(cfg)
+    if cfg.steps is None and cfg.epochs is None and cfg.time is None:
+        cfg = replace(cfg, steps=1000)
+    if cfg.schedule_steps is None:
+        cfg = replace(cfg, schedule_steps=cfg.steps or 10_000)
+    return cfg
