@@ -388,10 +388,28 @@ def test_sequence_backward_calls_the_engine_once(monkeypatch):
     rng = np.random.default_rng(6)
     x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
     R = rng.standard_normal((4, 2, 5))
-    C.rnn_backward(R, C.rnn_forward(x, a0, _rnn_params(rng, 3, 4, 2))[2])
     C.lstm_backward(R, C.lstm_forward(x, a0, _gated_params(rng, "fico", 3, 4, 2))[3])
     C.gru_backward(R, C.gru_forward(x, a0, _gated_params(rng, "urc", 3, 4, 2))[2])
-    assert calls == [5, 5, 5]
+    assert calls == [5, 5]
+
+
+def test_rnn_backward_is_the_sum_of_its_cell_backwards():
+    # the course's loop, by hand: each step gets da<t> plus what step t+1 sent back
+    rng = np.random.default_rng(16)
+    p = _rnn_params(rng, 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    R = rng.standard_normal((4, 2, 5))
+    steps = C.rnn_forward(x, a0, p)[2][0]
+    g = C.rnn_backward(R, C.rnn_forward(x, a0, p)[2])
+    da_prevt, sums = np.zeros((4, 2)), dict.fromkeys(("dWax", "dWaa", "dba"), 0.0)
+    for t in reversed(range(5)):
+        gt = C.rnn_cell_backward(R[:, :, t] + da_prevt, steps[t])
+        np.testing.assert_array_equal(g["dx"][:, :, t], gt["dxt"])
+        da_prevt = gt["da_prev"]
+        sums = {k: v + gt[k] for k, v in sums.items()}
+    np.testing.assert_array_equal(g["da0"], da_prevt)
+    for k, v in sums.items():
+        np.testing.assert_allclose(g[k], v, rtol=1e-14, atol=1e-15)
 
 
 # ============================================================== the seeds' GRU equations

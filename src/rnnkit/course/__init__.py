@@ -41,11 +41,14 @@ from importlib import resources
 
 import numpy as np
 
-from ._checks import check_array
-from .cells import DirCache, direction_backward, direction_forward
+from .._checks import check_array
+from ..cells import DirCache, direction_backward, direction_forward
+from .rnn import rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
+from .rnn_utils import sigmoid, softmax
 
 __all__ = [
     "softmax",
+    "sigmoid",
     "rnn_cell_forward",
     "rnn_forward",
     "rnn_cell_backward",
@@ -112,25 +115,6 @@ def _params(parameters, names, fname: str) -> list:
     return [parameters[n] for n in names]
 
 
-def _rnn_params(parameters, fname, dtype=None, output=True):
-    """Checked RNN parameters (Wax, Waa, ba[, Wya, by]) and the sizes n_x, n_a, n_y."""
-    names = ["Wax", "Waa", "ba"] + (["Wya", "by"] if output else [])
-    got = _params(parameters, names, fname)
-    dtype = dtype or _dtype(*got)
-    Wax = _check(got[0], "parameters['Wax']", (("n_a", None), ("n_x", None)), dtype)
-    n_a, n_x = Wax.shape
-    Waa = _check(got[1], "parameters['Waa']", (("n_a", n_a), ("n_a", n_a)), dtype)
-    ba = _check(got[2], "parameters['ba']", (("n_a", n_a), ("1", 1)), dtype)
-    out = {"Wax": Wax, "Waa": Waa, "ba": ba}
-    n_y = None
-    if output:
-        Wya = _check(got[3], "parameters['Wya']", (("n_y", None), ("n_a", n_a)), dtype)
-        n_y = Wya.shape[0]
-        out["Wya"] = Wya
-        out["by"] = _check(got[4], "parameters['by']", (("n_y", n_y), ("1", 1)), dtype)
-    return out, n_x, n_a, n_y
-
-
 def _gated_params(parameters, gates, fname, dtype=None, output=True):
     """Checked LSTM/GRU parameters: W{g} (n_a, n_a+n_x), b{g} (n_a, 1) for each gate g."""
     names = [p for g in gates for p in (f"W{g}", f"b{g}")] + (["Wy", "by"] if output else [])
@@ -172,16 +156,6 @@ def _cached_dtype(a_next) -> np.dtype:
 
 
 # =========================================================================== shared
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Softmax over the rows of each column: z (n_y, m) -> probabilities (n_y, m).
-
-    Each column sums to 1 (the course's ``softmax`` of ``rnn_utils``; the maximum of each
-    column is subtracted first, so large logits do not overflow).
-    """
-    e = np.exp(z - z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-
-
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     s = z - z.max(axis=0, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=0, keepdims=True))
@@ -215,103 +189,6 @@ def _unstack_gate(grads, k, n_a, sign=1.0):
     return dW, db
 
 
-# =========================================================================== RNN
-def _rnn_engine(p) -> dict:
-    return {"W_x": p["Wax"].T, "W_h": p["Waa"].T, "b": p["ba"][:, 0]}
-
-
-def rnn_cell_forward(xt, a_prev, parameters):
-    """One step of the basic RNN.
-
-    ``a_next = tanh(Waa a_prev + Wax xt + ba)``, ``yt_pred = softmax(Wya a_next + by)``.
-
-    Args:
-        xt: input at step t, (n_x, m).
-        a_prev: hidden state at step t-1, (n_a, m).
-        parameters: dict with ``Wax (n_a, n_x)``, ``Waa (n_a, n_a)``, ``Wya (n_y, n_a)``,
-            ``ba (n_a, 1)``, ``by (n_y, 1)``.
-    Returns:
-        a_next (n_a, m), yt_pred (n_y, m) (each column sums to 1) and
-        cache = ``(a_next, a_prev, xt, parameters)`` for :func:`rnn_cell_backward`.
-    """
-    dtype = _dtype(xt, a_prev, *(parameters.values() if isinstance(parameters, Mapping) else ()))
-    p, n_x, n_a, _ = _rnn_params(parameters, "rnn_cell_forward", dtype)
-    xt = _check(xt, "xt", (("n_x", n_x), ("m", None)), dtype)
-    m = xt.shape[1]
-    a_prev = _check(a_prev, "a_prev", (("n_a", n_a), ("m", m)), dtype)
-    dc = direction_forward("rnn", _rnn_engine(p), np.ascontiguousarray(xt.T)[None], a_prev.T)
-    a_next = dc.hs[1].T
-    yt_pred = _outputs(p["Wya"], p["by"], dc.hs[1:])[:, :, 0]
-    return a_next, yt_pred, (a_next, a_prev, xt, parameters)
-
-
-def rnn_forward(x, a0, parameters):
-    """The basic RNN over all T_x steps (one engine call for the whole sequence).
-
-    Args:
-        x: inputs of every step, (n_x, m, T_x).
-        a0: initial hidden state, (n_a, m).
-        parameters: as :func:`rnn_cell_forward`.
-    Returns:
-        a (n_a, m, T_x) hidden states, y_pred (n_y, m, T_x) predictions, and
-        caches = ``(list of T_x per-step caches (a_next, a_prev, xt, parameters), x)``.
-    """
-    dtype = _dtype(x, a0, *(parameters.values() if isinstance(parameters, Mapping) else ()))
-    p, n_x, n_a, _ = _rnn_params(parameters, "rnn_forward", dtype)
-    x = _check(x, "x", (("n_x", n_x), ("m", None), ("T_x", None)), dtype)
-    m = x.shape[1]
-    a0 = _check(a0, "a0", (("n_a", n_a), ("m", m)), dtype)
-    dc = direction_forward("rnn", _rnn_engine(p), _to_engine(x), a0.T)
-    a = np.ascontiguousarray(dc.hs[1:].transpose(2, 1, 0))
-    y_pred = _outputs(p["Wya"], p["by"], dc.hs[1:])
-    steps = [(dc.hs[t + 1].T, a0 if t == 0 else dc.hs[t].T, x[:, :, t], parameters)
-             for t in range(x.shape[2])]
-    return a, y_pred, (steps, x)
-
-
-def _rnn_rebuild(step_caches, T, fname):
-    """DirCache of the first T steps from course caches (a_next, a_prev, xt, parameters)."""
-    a1, a_prev0, x1, parameters = step_caches[0]
-    dtype = _cached_dtype(a1)
-    p, n_x, n_a, _ = _rnn_params(parameters, fname, dtype, output=False)
-    m = a1.shape[1]
-    hs = np.empty((T + 1, m, n_a), dtype=dtype)
-    xs = np.empty((T, m, n_x), dtype=dtype)
-    hs[0] = a_prev0.T
-    for t in range(T):
-        a_next, _, xt, _ = step_caches[t]
-        hs[t + 1] = a_next.T
-        xs[t] = xt.T
-    # the RNN's activated "gate" is the new state itself
-    return DirCache.from_time_major("rnn", xs, hs, hs[1:].copy(), _rnn_engine(p)), n_a, m
-
-
-def _rnn_grads(dx, dh0, grads):
-    return {"dWax": grads["W_x"].T, "dWaa": grads["W_h"].T, "dba": grads["b"][:, None]}, dx, dh0
-
-
-def rnn_cell_backward(da_next, cache):
-    """Backward pass of one RNN step (the output layer is not included).
-
-    ``dtanh = (1 - a_next**2) * da_next``; ``dxt = Wax^T dtanh``, ``da_prev = Waa^T dtanh``,
-    ``dWax = dtanh xt^T``, ``dWaa = dtanh a_prev^T``, ``dba = sum over m of dtanh``.
-
-    Args:
-        da_next: gradient of the loss w.r.t. a_next, (n_a, m).
-        cache: the cache of :func:`rnn_cell_forward`.
-    Returns:
-        dict ``dxt (n_x, m)``, ``da_prev (n_a, m)``, ``dWax (n_a, n_x)``,
-        ``dWaa (n_a, n_a)``, ``dba (n_a, 1)``.
-    """
-    if not isinstance(cache, tuple) or len(cache) != 4:
-        raise _cache_error("rnn_cell_forward", "tuple (a_next, a_prev, xt, parameters)")
-    dc, n_a, m = _rnn_rebuild([cache], 1, "rnn_cell_backward")
-    da_next = _check(da_next, "da_next", (("n_a", n_a), ("m", m)), dc.hs.dtype)
-    dx, dh0, _, grads = direction_backward(dc, None, dh_last=da_next.T)
-    g, dx, dh0 = _rnn_grads(dx, dh0, grads)
-    return {"dxt": dx[0].T, "da_prev": dh0.T, **g}
-
-
 def _check_seq_caches(caches, n_fields, fname, what):
     if (not isinstance(caches, tuple) or len(caches) != 2 or not isinstance(caches[0], list)
             or not caches[0] or not all(isinstance(c, tuple) and len(c) == n_fields
@@ -330,26 +207,6 @@ def _seq_steps(da, steps, n_a, fname):
         raise ValueError(f"da has {T} time steps but the caches of {fname} hold "
                          f"{len(steps)}; expected 1 <= T_x <= {len(steps)}")
     return da, T
-
-
-def rnn_backward(da, caches):
-    """Backpropagation through time for the basic RNN (one engine call).
-
-    Args:
-        da: gradient of the loss w.r.t. every hidden state, (n_a, m, T_x). Its number of
-            steps sets T_x (the first T_x cached steps are used).
-        caches: the caches of :func:`rnn_forward`.
-    Returns:
-        dict ``dx (n_x, m, T_x)``, ``da0 (n_a, m)``, ``dWax (n_a, n_x)``,
-        ``dWaa (n_a, n_a)``, ``dba (n_a, 1)``.
-    """
-    steps = _check_seq_caches(caches, 4, "rnn_forward", "(a_next, a_prev, xt, parameters)")
-    n_a = _check(steps[0][0], "caches[0][0][0] (a_next)", (("n_a", None), ("m", None))).shape[0]
-    da, T = _seq_steps(da, steps, n_a, "rnn_forward")
-    dc, n_a, m = _rnn_rebuild(steps, T, "rnn_backward")
-    dx, dh0, _, grads = direction_backward(dc, _to_engine(da.astype(dc.hs.dtype, copy=False)))
-    g, dx, dh0 = _rnn_grads(dx, dh0, grads)
-    return {"dx": np.ascontiguousarray(dx.transpose(2, 1, 0)), "da0": dh0.T, **g}
 
 
 # =========================================================================== LSTM
