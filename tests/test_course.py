@@ -376,22 +376,6 @@ def test_gru_backward_finite_differences():
     _assert_grads(loss, arrays, g)
 
 
-def test_sequence_backward_calls_the_engine_once(monkeypatch):
-    calls = []
-    real = C.direction_backward
-
-    def counting(*args, **kwargs):
-        calls.append(args[0].x.shape[0])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(C, "direction_backward", counting)
-    rng = np.random.default_rng(6)
-    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
-    R = rng.standard_normal((4, 2, 5))
-    C.gru_backward(R, C.gru_forward(x, a0, _gated_params(rng, "urc", 3, 4, 2))[2])
-    assert calls == [5]
-
-
 def test_rnn_backward_is_the_sum_of_its_cell_backwards():
     # the course's loop, by hand: each step gets da<t> plus what step t+1 sent back
     rng = np.random.default_rng(16)

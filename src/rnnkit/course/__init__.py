@@ -42,7 +42,8 @@ from importlib import resources
 import numpy as np
 
 from .._checks import check_array
-from ..cells import DirCache, direction_backward, direction_forward
+from ..cells import direction_backward, direction_forward
+from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from .rnn import rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
 from .rnn_utils import sigmoid, softmax
@@ -208,147 +209,6 @@ def _seq_steps(da, steps, n_a, fname):
         raise ValueError(f"da has {T} time steps but the caches of {fname} hold "
                          f"{len(steps)}; expected 1 <= T_x <= {len(steps)}")
     return da, T
-
-
-# =========================================================================== GRU
-_GRU_GATES = ("r", "u", "c")  # the engine's order r, z, n with z = 1 - Γu and n = c tilde
-
-
-def _gru_engine(p, n_a) -> dict:
-    W_x, W_h = _stack_gates([p["Wr"], -p["Wu"], p["Wc"]], n_a)
-    b = np.concatenate([p["br"][:, 0], -p["bu"][:, 0], p["bc"][:, 0]])
-    return {"W_x": W_x, "W_h": W_h, "b": b}
-
-
-def _gru_step_cache(dc, t, n_a, a_prev, xt, parameters):
-    g = dc.acts[t]
-    rt, zt, cct = (g[:, k * n_a:(k + 1) * n_a].T for k in range(3))
-    return (dc.hs[t + 1].T, a_prev, 1.0 - zt, rt, cct, xt, parameters)
-
-
-def gru_cell_forward(xt, a_prev, parameters):
-    """One step of the GRU in the course's form (Cho et al., reset before the product)::
-
-        ut  = sigmoid(Wu [a_prev; xt] + bu)           update gate Γu
-        rt  = sigmoid(Wr [a_prev; xt] + br)           relevance (reset) gate Γr
-        cct = tanh(Wc [rt * a_prev; xt] + bc)         candidate c̃
-        a_next = c_next = ut * cct + (1 - ut) * a_prev
-        yt_pred = softmax(Wy a_next + by)
-
-    In the GRU the memory cell is the hidden state (c = a), so the state is called
-    ``a`` here as in the RNN and the LSTM.
-
-    Args:
-        xt: (n_x, m); a_prev: (n_a, m).
-        parameters: dict with ``Wu, Wr, Wc (n_a, n_a+n_x)`` (hidden-state columns first),
-            ``bu, br, bc (n_a, 1)``, ``Wy (n_y, n_a)``, ``by (n_y, 1)``.
-    Returns:
-        a_next (n_a, m), yt_pred (n_y, m), cache =
-        ``(a_next, a_prev, ut, rt, cct, xt, parameters)``.
-    """
-    vals = parameters.values() if isinstance(parameters, Mapping) else ()
-    dtype = _dtype(xt, a_prev, *vals)
-    p, n_x, n_a, _ = _gated_params(parameters, ("u", "r", "c"), "gru_cell_forward", dtype)
-    xt = _check(xt, "xt", (("n_x", n_x), ("m", None)), dtype)
-    m = xt.shape[1]
-    a_prev = _check(a_prev, "a_prev", (("n_a", n_a), ("m", m)), dtype)
-    dc = direction_forward("gru", _gru_engine(p, n_a), np.ascontiguousarray(xt.T)[None],
-                           a_prev.T, reset_after=False)
-    yt_pred = _outputs(p["Wy"], p["by"], dc.hs[1:])[:, :, 0]
-    cache = _gru_step_cache(dc, 0, n_a, a_prev, xt, parameters)
-    return cache[0], yt_pred, cache
-
-
-def gru_forward(x, a0, parameters):
-    """The GRU over all T_x steps (one engine call for the whole sequence).
-
-    Args:
-        x: (n_x, m, T_x); a0: initial state (n_a, m).
-        parameters: as :func:`gru_cell_forward`.
-    Returns:
-        a (n_a, m, T_x), y (n_y, m, T_x) and caches =
-        ``(list of T_x per-step caches as gru_cell_forward's, x)``.
-    """
-    vals = parameters.values() if isinstance(parameters, Mapping) else ()
-    dtype = _dtype(x, a0, *vals)
-    p, n_x, n_a, _ = _gated_params(parameters, ("u", "r", "c"), "gru_forward", dtype)
-    x = _check(x, "x", (("n_x", n_x), ("m", None), ("T_x", None)), dtype)
-    m = x.shape[1]
-    a0 = _check(a0, "a0", (("n_a", n_a), ("m", m)), dtype)
-    dc = direction_forward("gru", _gru_engine(p, n_a), _to_engine(x), a0.T, reset_after=False)
-    a = np.ascontiguousarray(dc.hs[1:].transpose(2, 1, 0))
-    y = _outputs(p["Wy"], p["by"], dc.hs[1:])
-    steps = [_gru_step_cache(dc, t, n_a, a0 if t == 0 else dc.hs[t].T, x[:, :, t], parameters)
-             for t in range(x.shape[2])]
-    return a, y, (steps, x)
-
-
-def _gru_rebuild(step_caches, T, fname):
-    a1, _, _, _, _, _, parameters = step_caches[0]
-    dtype = _cached_dtype(a1)
-    p, n_x, n_a, _ = _gated_params(parameters, ("u", "r", "c"), fname, dtype, output=False)
-    m = a1.shape[1]
-    hs = np.empty((T + 1, m, n_a), dtype=dtype)
-    acts = np.empty((T, m, 3 * n_a), dtype=dtype)
-    xs = np.empty((T, m, n_x), dtype=dtype)
-    hs[0] = step_caches[0][1].T
-    for t in range(T):
-        a_next, _, ut, rt, cct, xt, _ = step_caches[t]
-        hs[t + 1], xs[t] = a_next.T, xt.T
-        acts[t, :, :n_a] = rt.T
-        acts[t, :, n_a:2 * n_a] = 1.0 - ut.T  # the engine's z = 1 - Γu
-        acts[t, :, 2 * n_a:] = cct.T
-    hn = acts[:, :, :n_a] * hs[:-1]  # reset before the product: r * h_prev
-    dc = DirCache.from_time_major("gru", xs, hs, acts, _gru_engine(p, n_a), aux={"hn": hn},
-                                  reset_after=False)
-    return dc, n_a, m
-
-
-def _gru_grads(grads, n_a):
-    dWr, dbr = _unstack_gate(grads, 0, n_a)
-    dWu, dbu = _unstack_gate(grads, 1, n_a, sign=-1.0)  # z = 1 - Γu: engine z-weights = -Wu
-    dWc, dbc = _unstack_gate(grads, 2, n_a)
-    return {"dWu": dWu, "dWr": dWr, "dWc": dWc, "dbu": dbu, "dbr": dbr, "dbc": dbc}
-
-
-def gru_cell_backward(da_next, cache):
-    """Backward pass of one GRU step (the output layer is not included).
-
-    Args:
-        da_next: gradient w.r.t. a_next (= c_next), (n_a, m).
-        cache: the cache of :func:`gru_cell_forward`.
-    Returns:
-        dict ``dxt (n_x, m)``, ``da_prev (n_a, m)``, ``dWu, dWr, dWc (n_a, n_a+n_x)``,
-        ``dbu, dbr, dbc (n_a, 1)``.
-    """
-    if not isinstance(cache, tuple) or len(cache) != 7:
-        raise _cache_error("gru_cell_forward",
-                           "tuple (a_next, a_prev, ut, rt, cct, xt, parameters)")
-    dc, n_a, m = _gru_rebuild([cache], 1, "gru_cell_backward")
-    da_next = _check(da_next, "da_next", (("n_a", n_a), ("m", m)), dc.hs.dtype)
-    dx, dh0, _, grads = direction_backward(dc, None, dh_last=da_next.T)
-    return {"dxt": dx[0].T, "da_prev": dh0.T, **_gru_grads(grads, n_a)}
-
-
-def gru_backward(da, caches):
-    """Backpropagation through time for the GRU (one engine call).
-
-    Args:
-        da: gradient of the loss w.r.t. every state, (n_a, m, T_x); its number of steps
-            sets T_x (the first T_x cached steps are used).
-        caches: the caches of :func:`gru_forward`.
-    Returns:
-        dict ``dx (n_x, m, T_x)``, ``da0 (n_a, m)``, ``dWu, dWr, dWc (n_a, n_a+n_x)``,
-        ``dbu, dbr, dbc (n_a, 1)``.
-    """
-    steps = _check_seq_caches(caches, 7, "gru_forward",
-                              "(a_next, a_prev, ut, rt, cct, xt, parameters)")
-    n_a = _check(steps[0][0], "caches[0][0][0] (a_next)", (("n_a", None), ("m", None))).shape[0]
-    da, T = _seq_steps(da, steps, n_a, "gru_forward")
-    dc, n_a, m = _gru_rebuild(steps, T, "gru_backward")
-    dx, dh0, _, grads = direction_backward(dc, _to_engine(da.astype(dc.hs.dtype, copy=False)))
-    return {"dx": np.ascontiguousarray(dx.transpose(2, 1, 0)), "da0": dh0.T,
-            **_gru_grads(grads, n_a)}
 
 
 # =========================================================================== Dinosaurus
