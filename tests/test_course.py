@@ -10,6 +10,7 @@ import ast
 import contextlib
 import copy
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -834,6 +835,22 @@ def test_model_initialisation_protocol(dinos):
     for k, shape in (("Wax", (6, 27)), ("Waa", (6, 6)), ("Wya", (27, 6))):
         np.testing.assert_array_equal(params[k], np.random.randn(*shape) * 0.01)  # noqa: NPY002
     assert not params["b"].any() and not params["by"].any()
+
+
+# ============================================================== the guide's examples
+def test_the_guides_python_examples_print_what_it_shows():
+    # docs/course.md: each ```python block, run in order in one namespace, prints the
+    # ```text block that follows it
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "course.md").read_text("utf-8")
+    pairs = re.findall(r"```python\n(.*?)```\s*```(\w*)\n(.*?)```", guide, re.S)
+    assert len(pairs) == guide.count("```python") == 4
+    namespace = {}
+    for code, lang, shown in pairs:
+        assert lang == "text"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "docs/course.md", "exec"), namespace)
+        assert out.getvalue().rstrip("\n") == shown.rstrip("\n")
 
 
 # ============================================================== bad input
