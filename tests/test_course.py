@@ -925,6 +925,9 @@ def test_backward_da_must_match_the_caches():
         C.rnn_backward(np.zeros((4, 2, 6)), caches)
     with pytest.raises(ValueError, match=r"da must have shape \(n_a, m, T_x\) = \(4, 2, 5\)"):
         C.rnn_backward(np.zeros((3, 2, 5)), caches)
+    with pytest.raises(ValueError, match=r"caches\[1\] \(x\) must have shape "
+                                         r"\(n_x, m, T_x\) = \(3, 2, 5\), got \(3, 2, 4\)"):
+        C.rnn_backward(np.zeros((4, 2, 5)), (caches[0], x[:, :, :4]))
     with pytest.raises(ValueError, match=r"da_next must have shape \(n_a, m\) = \(4, 2\)"):
         C.rnn_cell_backward(np.zeros((4, 3)), C.rnn_cell_forward(x[:, :, 0], a0, p)[2])
 

@@ -174,6 +174,7 @@ def sequence_caches(kind, caches, da) -> tuple:
     steps, x = caches
     a1 = check(steps[0][0], "caches[0][0][0] (a_next)", (("n_a", None), ("m", None)))
     n_a, m = a1.shape
+    x = check(x, "caches[1] (x)", (("n_x", None), ("m", m), ("T_x", len(steps))))
     da = check(da, "da", (("n_a", n_a), ("m", m), ("T_x", None)), a1.dtype)
     if not 1 <= da.shape[2] <= len(steps):
         raise ValueError(f"da has {da.shape[2]} time steps but the caches of {fname} hold "
