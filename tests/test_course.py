@@ -6,9 +6,12 @@ rebuilds the notebook's seeded inputs. docs/course.md lists the versions and the
 published values that are not the gradient (and why).
 """
 
+import ast
 import contextlib
 import copy
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -376,27 +379,110 @@ def test_gru_backward_finite_differences():
     _assert_grads(loss, arrays, g)
 
 
-def test_sequence_backward_calls_the_engine_once(monkeypatch):
-    calls = []
-    real = C.direction_backward
+# ============================================================== the sequence loops
+def _params_of(kind, rng, n_x=3, n_a=4, n_y=2):
+    if kind == "rnn":
+        return _rnn_params(rng, n_x, n_a, n_y)
+    return _gated_params(rng, {"lstm": "fico", "gru": "urc"}[kind], n_x, n_a, n_y)
 
-    def counting(*args, **kwargs):
-        calls.append(args[0].x.shape[0])
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(C, "direction_backward", counting)
-    rng = np.random.default_rng(6)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_sequence_backward_is_the_loop_over_its_cell_backward(kind):
+    # the course's loop, by hand: each step gets da<t> plus what step t+1 sent back
+    rng = np.random.default_rng(16)
+    p = _params_of(kind, rng)
     x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
     R = rng.standard_normal((4, 2, 5))
-    C.rnn_backward(R, C.rnn_forward(x, a0, _rnn_params(rng, 3, 4, 2))[2])
-    C.lstm_backward(R, C.lstm_forward(x, a0, _gated_params(rng, "fico", 3, 4, 2))[3])
-    C.gru_backward(R, C.gru_forward(x, a0, _gated_params(rng, "urc", 3, 4, 2))[2])
-    assert calls == [5, 5, 5]
+    caches = getattr(C, f"{kind}_forward")(x, a0, p)[-1]
+    g = getattr(C, f"{kind}_backward")(R, caches)
+    da_prevt, dc_prevt, sums = np.zeros((4, 2)), np.zeros((4, 2)), {}
+    for t in reversed(range(5)):
+        if kind == "lstm":
+            gt = C.lstm_cell_backward(R[:, :, t] + da_prevt, dc_prevt, caches[0][t])
+            dc_prevt = gt.pop("dc_prev")
+        else:
+            gt = getattr(C, f"{kind}_cell_backward")(R[:, :, t] + da_prevt, caches[0][t])
+        np.testing.assert_array_equal(g["dx"][:, :, t], gt.pop("dxt"))
+        da_prevt = gt.pop("da_prev")
+        sums = {k: sums.get(k, 0.0) + v for k, v in gt.items()}
+    np.testing.assert_array_equal(g["da0"], da_prevt)
+    assert set(g) == {"dx", "da0", *sums}
+    for k, v in sums.items():
+        np.testing.assert_allclose(g[k], v, rtol=1e-14, atol=1e-15)
 
 
-# ============================================================== the seeds' GRU equations
+# ============================================================== the seeds' equations
 def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
+    return 1 / (1 + np.exp(-z))  # the course's form (the inputs here are moderate)
+
+
+def _softmax(z):
+    return np.exp(z) / np.exp(z).sum(axis=0)
+
+
+def test_rnn_matches_the_seeds_equations():
+    # an independent, direct transcription of the seeds' RNN and its derivatives (1)-(5)
+    rng = np.random.default_rng(17)
+    p = _rnn_params(rng, 3, 4, 2)
+    Wax, Waa, ba, Wya, by = p["Wax"], p["Waa"], p["ba"], p["Wya"], p["by"]
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    a, y_pred, caches = C.rnn_forward(x, a0, p)
+    a_prev = a0
+    for t in range(5):
+        a_t = np.tanh(Waa @ a_prev + Wax @ x[:, :, t] + ba)
+        np.testing.assert_allclose(a[:, :, t], a_t, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(y_pred[:, :, t], _softmax(Wya @ a_t + by), rtol=1e-12)
+        a_prev = a_t
+    # the backward of step 2, with tanh' written from the pre-activation as in the seeds
+    xt, a_prev = x[:, :, 2], a[:, :, 1]
+    da_next = rng.standard_normal((4, 2))
+    dz = da_next * (1 - np.tanh(Wax @ xt + Waa @ a_prev + ba) ** 2)
+    g = C.rnn_cell_backward(da_next, caches[0][2])
+    want = {"dWax": dz @ xt.T, "dWaa": dz @ a_prev.T, "dba": dz.sum(axis=1, keepdims=True),
+            "dxt": Wax.T @ dz, "da_prev": Waa.T @ dz}
+    for k, v in want.items():
+        np.testing.assert_allclose(g[k], v, rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_lstm_matches_the_seeds_equations():
+    # an independent, direct transcription of the seeds' LSTM (equations 1-6, c<0> = 0)
+    # and of the notebook's backward equations written out in full
+    rng = np.random.default_rng(18)
+    p = _gated_params(rng, "fico", 3, 4, 2)
+    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
+    a, y, c, caches = C.lstm_forward(x, a0, p)
+    a_t, c_t = a0, np.zeros((4, 2))
+    for t in range(5):
+        concat = np.vstack([a_t, x[:, :, t]])
+        gf = _sigmoid(p["Wf"] @ concat + p["bf"])
+        gu = _sigmoid(p["Wi"] @ concat + p["bi"])
+        cct = np.tanh(p["Wc"] @ concat + p["bc"])
+        c_prev, c_t = c_t, gf * c_t + gu * cct
+        go = _sigmoid(p["Wo"] @ concat + p["bo"])
+        a_t = go * np.tanh(c_t)
+        np.testing.assert_allclose(a[:, :, t], a_t, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(c[:, :, t], c_t, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(y[:, :, t], _softmax(p["Wy"] @ a_t + p["by"]), rtol=1e-12)
+        cached = caches[0][t]
+        for got, want in zip(cached[2:8], (concat[:4], c_prev, gf, gu, cct, go), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    # the backward of the last step
+    da_next, dc_next = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    th = np.tanh(c_t)
+    dgo = da_next * th * go * (1 - go)
+    dcct = (dc_next * gu + go * (1 - th**2) * gu * da_next) * (1 - cct**2)
+    dgu = (dc_next * cct + go * (1 - th**2) * cct * da_next) * gu * (1 - gu)
+    dgf = (dc_next * c_prev + go * (1 - th**2) * c_prev * da_next) * gf * (1 - gf)
+    d = {"f": dgf, "i": dgu, "c": dcct, "o": dgo}
+    want = {f"dW{k}": v @ concat.T for k, v in d.items()}
+    want.update({f"db{k}": v.sum(axis=1, keepdims=True) for k, v in d.items()})
+    want["da_prev"] = sum(p[f"W{k}"][:, :4].T @ v for k, v in d.items())
+    want["dxt"] = sum(p[f"W{k}"][:, 4:].T @ v for k, v in d.items())
+    want["dc_prev"] = dc_next * gf + go * (1 - th**2) * gf * da_next
+    g = C.lstm_cell_backward(da_next, dc_next, caches[0][4])
+    assert set(g) == set(want)
+    for k, v in want.items():
+        np.testing.assert_allclose(g[k], v, rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 def test_gru_matches_the_seeds_equations():
@@ -413,8 +499,7 @@ def test_gru_matches_the_seeds_equations():
         cct = np.tanh(p["Wc"] @ np.vstack([gr * c, xt]) + p["bc"])
         c = gu * cct + (1 - gu) * c
         np.testing.assert_allclose(a[:, :, t], c, rtol=1e-12, atol=1e-14)
-        z = p["Wy"] @ c + p["by"]
-        np.testing.assert_allclose(y[:, :, t], np.exp(z) / np.exp(z).sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(y[:, :, t], _softmax(p["Wy"] @ c + p["by"]), rtol=1e-12)
         a_next, _, ut, rt, cc, _, _ = caches[0][t]
         np.testing.assert_allclose(ut, gu, rtol=1e-12)
         np.testing.assert_allclose(rt, gr, rtol=1e-12)
@@ -424,66 +509,148 @@ def test_gru_matches_the_seeds_equations():
     np.testing.assert_allclose(y1, y[:, :, 0], rtol=1e-14)
 
 
+def test_sigmoid_is_stable_and_is_the_logistic_function():
+    z = np.linspace(-30, 30, 601)
+    np.testing.assert_allclose(C.sigmoid(z), _sigmoid(z), rtol=1e-15)
+    for dtype in (np.float32, np.float64):  # no overflow (the tests raise on it)
+        s = C.sigmoid(np.array([-1e4, -100.0, 0.0, 100.0, 1e4], dtype=dtype))
+        assert s.dtype == dtype
+        np.testing.assert_array_equal(s[[0, 2, 4]], [0.0, 0.5, 1.0])
+        assert 0 <= s[1] < 1e-43 and s[3] == 1.0
+    # an LSTM step with saturated gates, in float32
+    rng = np.random.default_rng(19)
+    p = {k: (v * 100).astype(np.float32) for k, v in _gated_params(rng, "fico", 3, 4, 2).items()}
+    xt, a_prev, c_prev = (rng.standard_normal(s).astype(np.float32) for s in
+                          ((3, 2), (4, 2), (4, 2)))
+    a_next, c_next, _, _ = C.lstm_cell_forward(xt, a_prev, c_prev, p)
+    assert a_next.dtype == np.float32 and np.isfinite(c_next).all()
+
+
 # ============================================================== parity with the layers
-def test_rnn_forward_backward_equal_the_rnn_layer():
+# The layers' gates in order, as the course's gates and the sign they enter with:
+# LSTM i, f, g, o = it (Γu), ft (Γf), cct (c̃), ot (Γo); GRU r, z, n = rt, 1 - ut, cct, where
+# z = 1 - Γu = sigmoid(-(Wu [a_prev; x] + bu)): the layer's z-weights are -Wu, its bias -bu.
+LAYER_GATES = {"lstm": (("i", 1), ("f", 1), ("c", 1), ("o", 1)),
+               "gru": (("r", 1), ("u", -1), ("c", 1))}
+
+
+def _course_layer(kind, p, n_x, n_a):
+    """A float64 one-layer rnnkit layer holding the course's parameters ``p``."""
+    if kind == "rnn":
+        layer = rnnkit.RNN(n_x, n_a, dtype=np.float64)
+        layer.params.update({"l0.W_x": p["Wax"].T.copy(), "l0.W_h": p["Waa"].T.copy(),
+                             "l0.b": p["ba"][:, 0].copy()})
+        return layer
+    if kind == "lstm":
+        layer = rnnkit.LSTM(n_x, n_a, dtype=np.float64)
+    else:
+        layer = rnnkit.GRU(n_x, n_a, reset_after=False, dtype=np.float64)
+    gates = LAYER_GATES[kind]
+    # the course's W_g (n_a, n_a+n_x) act on [a_prev; x]: hidden columns first
+    layer.params.update({
+        "l0.W_x": np.concatenate([s * p["W" + g][:, n_a:].T for g, s in gates], axis=1),
+        "l0.W_h": np.concatenate([s * p["W" + g][:, :n_a].T for g, s in gates], axis=1),
+        "l0.b": np.concatenate([s * p["b" + g][:, 0] for g, s in gates])})
+    return layer
+
+
+def _course_grads(kind, grads, n_a):
+    """The layer's parameter gradients in the course's names and shapes."""
+    if kind == "rnn":
+        return {"dWax": grads["l0.W_x"].T, "dWaa": grads["l0.W_h"].T,
+                "dba": grads["l0.b"][:, None]}
+    out = {}
+    for k, (g, s) in enumerate(LAYER_GATES[kind]):
+        cols = slice(k * n_a, (k + 1) * n_a)
+        out["dW" + g] = s * np.concatenate([grads["l0.W_h"][:, cols].T,
+                                            grads["l0.W_x"][:, cols].T], axis=1)
+        out["db" + g] = s * grads["l0.b"][cols][:, None]
+    return out
+
+
+def _assert_equal_12(got, want, name):
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_sequence_functions_equal_the_layers(kind):
     rng = np.random.default_rng(8)
-    p = _rnn_params(rng, 3, 4, 2)
-    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
-    layer = rnnkit.RNN(3, 4, dtype=np.float64)
-    layer.params.update({"l0.W_x": p["Wax"].T.copy(), "l0.W_h": p["Waa"].T.copy(),
-                         "l0.b": p["ba"][:, 0].copy()})
-    out, h_n, cache = layer.forward(x.transpose(1, 2, 0), state=a0.T[None])
-    a, _, caches = C.rnn_forward(x, a0, p)
-    np.testing.assert_allclose(a, out.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
-    R = rng.standard_normal((4, 2, 5))
-    dx, dh0, grads = layer.backward(R.transpose(1, 2, 0), cache)
-    g = C.rnn_backward(R, caches)
-    np.testing.assert_allclose(g["dx"], dx.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(g["da0"], dh0[0].T, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(g["dWax"], grads["l0.W_x"].T, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(g["dWaa"], grads["l0.W_h"].T, rtol=1e-12, atol=1e-14)
+    n_x, n_a, m, T = 3, 4, 2, 5
+    p = _params_of(kind, rng, n_x, n_a)
+    x, a0 = rng.standard_normal((n_x, m, T)), rng.standard_normal((n_a, m))
+    layer = _course_layer(kind, p, n_x, n_a)
+    # batch-first (B, T, D) = (m, T_x, n_x); the course's LSTM starts from c<0> = 0
+    state = (a0.T[None], np.zeros((1, m, n_a))) if kind == "lstm" else a0.T[None]
+    out, final, cache = layer.forward(x.transpose(1, 2, 0), state=state)
+    fwd = getattr(C, f"{kind}_forward")(x, a0, p)
+    _assert_equal_12(fwd[0], out.transpose(2, 0, 1), "a")
+    if kind == "lstm":
+        _assert_equal_12(fwd[2][:, :, -1], final[1][0].T, "c<T_x>")
+    R = rng.standard_normal((n_a, m, T))
+    dx, dstate0, grads = layer.backward(R.transpose(1, 2, 0), cache)
+    g = getattr(C, f"{kind}_backward")(R, fwd[-1])
+    want = {"dx": dx.transpose(2, 0, 1),
+            "da0": (dstate0[0] if kind == "lstm" else dstate0)[0].T,
+            **_course_grads(kind, grads, n_a)}
+    assert set(g) == set(want)
+    for k, v in want.items():
+        _assert_equal_12(g[k], v, k)
 
 
-def test_lstm_forward_equals_the_lstm_layer():
-    rng = np.random.default_rng(9)
-    p = _gated_params(rng, "fico", 3, 4, 2)
-    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
-    layer = rnnkit.LSTM(3, 4, dtype=np.float64)
-    order = ("i", "f", "c", "o")  # the layer's gate order i, f, g, o
-    layer.params.update({
-        "l0.W_x": np.concatenate([p["W" + g][:, 4:].T for g in order], axis=1),
-        "l0.W_h": np.concatenate([p["W" + g][:, :4].T for g in order], axis=1),
-        "l0.b": np.concatenate([p["b" + g][:, 0] for g in order])})
-    out, (h_n, c_n), _ = layer.forward(x.transpose(1, 2, 0), state=(a0.T[None],
-                                                                    np.zeros((1, 2, 4))))
-    a, _, c, _ = C.lstm_forward(x, a0, p)
-    np.testing.assert_allclose(a, out.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(c[:, :, -1], c_n[0].T, rtol=1e-12, atol=1e-14)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_cell_functions_equal_one_step_layers(kind):
+    rng = np.random.default_rng(20)
+    n_x, n_a, m = 3, 4, 2
+    p = _params_of(kind, rng, n_x, n_a)
+    xt, a_prev, c_prev = (rng.standard_normal(s) for s in ((n_x, m), (n_a, m), (n_a, m)))
+    da_next, dc_next = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
+    layer = _course_layer(kind, p, n_x, n_a)
+    if kind == "lstm":
+        _, (h, c), cache = layer.forward(xt.T[:, None, :], state=(a_prev.T[None],
+                                                                   c_prev.T[None]))
+        a_next, c_next, _, course_cache = C.lstm_cell_forward(xt, a_prev, c_prev, p)
+        _assert_equal_12(c_next, c[0].T, "c_next")
+        dx, (dh, dc), grads = layer.backward(None, cache, dstate=(da_next.T[None],
+                                                                  dc_next.T[None]))
+        g = C.lstm_cell_backward(da_next, dc_next, course_cache)
+        _assert_equal_12(g["dc_prev"], dc[0].T, "dc_prev")
+    else:
+        _, h, cache = layer.forward(xt.T[:, None, :], state=a_prev.T[None])
+        a_next, _, course_cache = getattr(C, f"{kind}_cell_forward")(xt, a_prev, p)
+        dx, dh, grads = layer.backward(None, cache, dstate=da_next.T[None])
+        g = getattr(C, f"{kind}_cell_backward")(da_next, course_cache)
+    _assert_equal_12(a_next, h[0].T, "a_next")
+    want = {"dxt": dx[:, 0].T, "da_prev": dh[0].T, **_course_grads(kind, grads, n_a)}
+    assert set(g) - {"dc_prev"} == set(want)
+    for k, v in want.items():
+        _assert_equal_12(g[k], v, k)
 
 
-def test_gru_forward_equals_the_reset_before_gru_layer():
-    rng = np.random.default_rng(10)
-    p = _gated_params(rng, "urc", 3, 4, 2)
-    x, a0 = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 2))
-    layer = rnnkit.GRU(3, 4, reset_after=False, dtype=np.float64)
-    # the layer's gates r, z, n with z = 1 - Γu
-    mats, biases = (p["Wr"], -p["Wu"], p["Wc"]), (p["br"], -p["bu"], p["bc"])
-    layer.params.update({
-        "l0.W_x": np.concatenate([W[:, 4:].T for W in mats], axis=1),
-        "l0.W_h": np.concatenate([W[:, :4].T for W in mats], axis=1),
-        "l0.b": np.concatenate([b[:, 0] for b in biases])})
-    out, _, _ = layer.forward(x.transpose(1, 2, 0), state=a0.T[None])
-    a, _, _ = C.gru_forward(x, a0, p)
-    np.testing.assert_allclose(a, out.transpose(2, 0, 1), rtol=1e-12, atol=1e-14)
+def test_the_course_is_independent_of_the_engine():
+    # the course's modules import numpy, the standard library, each other and the shared
+    # argument checks (rnnkit._checks), nothing of the engine or the layers
+    allowed = {"__future__", "collections.abc", "importlib", "numpy"}
+    for path in sorted(Path(C.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                assert {a.name for a in node.names} <= allowed, (path.name, node.lineno)
+            elif isinstance(node, ast.ImportFrom):
+                ok = (node.level == 1 or (node.level == 2 and node.module == "_checks")
+                      or (node.level == 0 and node.module in allowed))
+                assert ok, (path.name, node.lineno, node.module)
+    assert all(getattr(C, name) is not None for name in C.__all__)
 
 
-def test_float32_inputs_stay_float32():
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_float32_inputs_stay_float32(kind):
     rng = np.random.default_rng(11)
-    p = {k: v.astype(np.float32) for k, v in _rnn_params(rng, 3, 4, 2).items()}
+    p = {k: v.astype(np.float32) for k, v in _params_of(kind, rng).items()}
     x, a0 = rng.standard_normal((3, 2, 5), dtype=np.float32), np.zeros((4, 2), np.float32)
-    a, y, caches = C.rnn_forward(x, a0, p)
-    g = C.rnn_backward(np.ones_like(a), caches)
-    assert a.dtype == y.dtype == g["dWaa"].dtype == g["dx"].dtype == np.float32
+    *outputs, caches = getattr(C, f"{kind}_forward")(x, a0, p)
+    g = getattr(C, f"{kind}_backward")(np.ones_like(outputs[0]), caches)
+    assert all(v.dtype == np.float32 for v in (*outputs, *g.values()))
+    # one float64 input makes the whole computation float64
+    assert getattr(C, f"{kind}_forward")(x, a0.astype(np.float64), p)[0].dtype == np.float64
 
 
 # ============================================================== Dinosaurus Island
@@ -670,6 +837,22 @@ def test_model_initialisation_protocol(dinos):
     assert not params["b"].any() and not params["by"].any()
 
 
+# ============================================================== the guide's examples
+def test_the_guides_python_examples_print_what_it_shows():
+    # docs/course.md: each ```python block, run in order in one namespace, prints the
+    # ```text block that follows it
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "course.md").read_text("utf-8")
+    pairs = re.findall(r"```python\n(.*?)```\s*```(\w*)\n(.*?)```", guide, re.S)
+    assert len(pairs) == guide.count("```python") == 4
+    namespace = {}
+    for code, lang, shown in pairs:
+        assert lang == "text"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "docs/course.md", "exec"), namespace)
+        assert out.getvalue().rstrip("\n") == shown.rstrip("\n")
+
+
 # ============================================================== bad input
 def _rnn_case():
     rng = np.random.default_rng(13)
@@ -742,6 +925,9 @@ def test_backward_da_must_match_the_caches():
         C.rnn_backward(np.zeros((4, 2, 6)), caches)
     with pytest.raises(ValueError, match=r"da must have shape \(n_a, m, T_x\) = \(4, 2, 5\)"):
         C.rnn_backward(np.zeros((3, 2, 5)), caches)
+    with pytest.raises(ValueError, match=r"caches\[1\] \(x\) must have shape "
+                                         r"\(n_x, m, T_x\) = \(3, 2, 5\), got \(3, 2, 4\)"):
+        C.rnn_backward(np.zeros((4, 2, 5)), (caches[0], x[:, :, :4]))
     with pytest.raises(ValueError, match=r"da_next must have shape \(n_a, m\) = \(4, 2\)"):
         C.rnn_cell_backward(np.zeros((4, 3)), C.rnn_cell_forward(x[:, :, 0], a0, p)[2])
 
