@@ -21,7 +21,6 @@ those of :mod:`rnnkit.cells` (LSTM ``i, f, g, o``; GRU ``r, z, n``), the same as
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -420,15 +419,6 @@ class Recurrent:
         h = np.zeros((n, B, self.hidden_size), dtype=self.dtype)
         return h, (np.zeros_like(h) if self.kind == "lstm" else None)
 
-    def stepper(self) -> LayerStepper:
-        """:meth:`step` on a snapshot of the current weights (for generation while the
-        layer trains on): ``stepper.step(x, state)``; ``stepper.step_ids(ids, state)`` the
-        same for one-hot inputs. Unidirectional layers only."""
-        if self.bidirectional:
-            raise ValueError("stepper() needs a unidirectional layer: the reverse direction "
-                             "of a bidirectional layer reads the sequence from its end")
-        return LayerStepper(self)
-
     # ------------------------------------------------------------------ backward
     def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True):
         """Backpropagation through time.
@@ -596,23 +586,3 @@ class GRU(Recurrent):
 
 
 # --------------------------------------------------------------------------- cells
-class LayerStepper:
-    """:meth:`Recurrent.step` on a snapshot of a layer's weights (made by
-    :meth:`Recurrent.stepper`): the weights are copied once, here."""
-
-    def __init__(self, layer: Recurrent):
-        self.layer = copy.copy(layer)
-        self.layer.params = {k: v.copy() for k, v in layer.params.items()}
-        self.input_size, self.hidden_size = layer.input_size, layer.hidden_size
-        self.num_layers, self.kind = layer.num_layers, layer.kind
-
-    def step(self, x, state=None):
-        """x (B, D); state or None. Returns out (B, H) (the top layer's h) and the state."""
-        x = check_array(x, "x", ("B", self.input_size), self.layer.dtype)
-        return self.layer.step(x, state)
-
-    def step_ids(self, ids, state=None):
-        """ids (B,) ints in [0, D): the step for one-hot inputs. Returns out, state."""
-        return self.layer.step(check_ids(ids, "ids", self.input_size, ndim=1), state)
-
-

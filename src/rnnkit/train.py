@@ -391,7 +391,7 @@ class Trainer:
         self._snapshot()
         bar = self._bar = self._make_bar()
         reason = None
-        tokens_since, t_since = 0, time.perf_counter()
+        self._tokens_since, self._t_since = 0, time.perf_counter()
         nb = self.train_data.num_batches()
         try:
             while (reason := self._done(started)) is None:
@@ -406,52 +406,9 @@ class Trainer:
                     continue
                 if s.batch == 0:
                     self.carry = None
-                batch = self.train_data.batch(s.epoch, s.batch)
-                self.opt.lr = self.schedule(s.step) * s.lr_scale
-                carry = self.carry if self.train_data.carries_state else None
-                stats, grads, new_carry = self.model.train_batch(batch, carry)
-                norm = clip_gradients(grads, c.clip_mode, c.clip_value)
-                mean_loss = stats["loss"] / max(stats["count"], 1)
-                if not (math.isfinite(mean_loss) and math.isfinite(norm)):
-                    s.batch += 1
-                    if self._bad_step(mean_loss, norm):
-                        reason = "losses stayed non-finite"
-                        break
-                    continue
-                self.opt.step(grads)
-                if not all(np.isfinite(v).all() for v in self.model.params.values()):
-                    # the update itself overflowed: never keep (or save) such weights
-                    self._restore()
-                    s.batch += 1
-                    if self._bad_step(mean_loss, norm, "the update made weights non-finite"):
-                        reason = "losses stayed non-finite"
-                        break
-                    continue
-                s.bad_steps = 0
-                self.carry = new_carry if _finite_state(new_carry) else None
-                s.step += 1
-                s.batch += 1
-                tokens_since += stats["count"]
-                rec = {"step": s.step, "epoch": s.epoch, "loss": mean_loss, "grad_norm": norm,
-                       "lr": self.opt.lr}
-                if "correct" in stats:
-                    rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
-                now = time.perf_counter()
-                if bar is not None or (c.log_every and s.step % c.log_every == 0):
-                    rec["tokens_per_s"] = tokens_since / max(now - t_since, 1e-9)
-                s.history.append(rec)  # before validation, which completes it in place
-                self._show(bar, rec)
-                if bar is None and c.log_every and s.step % c.log_every == 0:
-                    tokens_since, t_since = 0, now
-                evaluated = False
-                if c.eval_every and s.step % c.eval_every == 0 and self.val_data is not None:
-                    evaluated = True
-                    if self._validate(bar, rec):
-                        reason = "early stopping"
-                if (c.checkpoint_every and s.step % c.checkpoint_every == 0 and not evaluated):
-                    self._write_checkpoints(None)
-                if self.on_step is not None:
-                    self.on_step(self, rec)
+                rec, reason = self._train_step(self.train_data.batch(s.epoch, s.batch))
+                if rec is not None:
+                    reason = self._after_step(bar, rec)
                 if reason:
                     break
         except KeyboardInterrupt:
@@ -465,6 +422,61 @@ class Trainer:
         self.log(f"stopped: {reason} (step {s.step}, epoch {s.epoch})")
         return {"stopped": reason, "step": s.step, "epoch": s.epoch, "best_val": s.best_val,
                 "history": s.history}
+
+    def _train_step(self, batch: dict):
+        """One optimizer step on batch. Returns (the step's history record, None), or
+        (None, None) for a skipped non-finite step, or (None, reason) when the run must
+        stop."""
+        c, s = self.config, self.state
+        self.opt.lr = self.schedule(s.step) * s.lr_scale
+        carry = self.carry if self.train_data.carries_state else None
+        stats, grads, new_carry = self.model.train_batch(batch, carry)
+        norm = clip_gradients(grads, c.clip_mode, c.clip_value)
+        mean_loss = stats["loss"] / max(stats["count"], 1)
+        if not (math.isfinite(mean_loss) and math.isfinite(norm)):
+            s.batch += 1
+            return None, ("losses stayed non-finite" if self._bad_step(mean_loss, norm)
+                          else None)
+        self.opt.step(grads)
+        if not all(np.isfinite(v).all() for v in self.model.params.values()):
+            # the update itself overflowed: never keep (or save) such weights
+            self._restore()
+            s.batch += 1
+            stop = self._bad_step(mean_loss, norm, "the update made weights non-finite")
+            return None, ("losses stayed non-finite" if stop else None)
+        s.bad_steps = 0
+        self.carry = new_carry if _finite_state(new_carry) else None
+        s.step += 1
+        s.batch += 1
+        self._tokens_since += stats["count"]
+        rec = {"step": s.step, "epoch": s.epoch, "loss": mean_loss, "grad_norm": norm,
+               "lr": self.opt.lr}
+        if "correct" in stats:
+            rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
+        return rec, None
+
+    def _after_step(self, bar, rec: dict) -> str | None:
+        """Record, show, validate and checkpoint after a step; the reason to stop, or
+        None."""
+        c, s = self.config, self.state
+        now = time.perf_counter()
+        logged = c.log_every and s.step % c.log_every == 0
+        if bar is not None or logged:
+            rec["tokens_per_s"] = self._tokens_since / max(now - self._t_since, 1e-9)
+        s.history.append(rec)  # before validation, which completes it in place
+        self._show(bar, rec)
+        if bar is None and logged:
+            self._tokens_since, self._t_since = 0, now
+        reason, evaluated = None, False
+        if c.eval_every and s.step % c.eval_every == 0 and self.val_data is not None:
+            evaluated = True
+            if self._validate(bar, rec):
+                reason = "early stopping"
+        if c.checkpoint_every and s.step % c.checkpoint_every == 0 and not evaluated:
+            self._write_checkpoints(None)
+        if self.on_step is not None:
+            self.on_step(self, rec)
+        return reason
 
     def _bad_step(self, loss: float, norm: float, what: str | None = None) -> bool:
         """Handle a non-finite step; returns True when the run must stop."""

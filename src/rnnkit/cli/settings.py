@@ -47,9 +47,9 @@ class TrainCommand:
     clip_value: float = _opt(5.0, "clipping threshold")
     val_fraction: float = _opt(0.1, "fraction of the text (at its end) held out for validation")
     seed: int = _opt(0, "seed of initialisation, dropout and samples")
-    threads: int | None = _opt(None, "with the fast extra: threads the compiled LSTM splits "
-                               "its batch across (default: 2 where the machine has 2 or more "
-                               "cores; 1: the numpy engine's results, bit for bit)")
+    engine: str = _opt("auto", "auto: the compiled kernels where numba is installed (the "
+                       "fast extra), else numpy; numpy: always the numpy engine (the same "
+                       "results to float rounding)", choices=("auto", "numpy"))
     out: str | None = _opt(None, "output folder (default: runs/<name of the text>)")
     steps: int | None = _opt(None, "stop after this many steps in total (if no budget is "
                              "given at all: 1000)")
@@ -72,7 +72,7 @@ def _validate(cfg: TrainCommand) -> None:
     for name in ("embedding", "warmup", "eval_every", "sample_every", "checkpoint_every"):
         if getattr(cfg, name) < 0:
             _fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
-    for name in ("steps", "epochs", "schedule_steps", "threads"):
+    for name in ("steps", "epochs", "schedule_steps"):
         v = getattr(cfg, name)
         if v is not None and v < 1:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {v}")

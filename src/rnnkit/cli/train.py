@@ -96,10 +96,10 @@ def cmd_train(args) -> int:
     from ..train import TrainConfig, Trainer
 
     cfg = _train_settings(args)
-    if cfg.threads is not None:
-        from .. import compiled
+    if cfg.engine == "numpy":
+        from .. import accelerated
 
-        compiled.set_threads(cfg.threads)
+        accelerated.set_enabled(False)
     text, source = _load_corpus(cfg)
     out = Path(cfg.out)
     last = out / "last.npz"

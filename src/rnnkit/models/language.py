@@ -12,12 +12,6 @@ from ..losses import softmax_cross_entropy
 from .base import Model, make_recurrent
 
 
-def _one_hot(ids: np.ndarray, V: int, dtype) -> np.ndarray:
-    out = np.zeros(ids.shape + (V,), dtype=dtype)
-    np.put_along_axis(out, ids[..., None], 1, axis=-1)
-    return out
-
-
 class LanguageModel(Model):
     """Many-to-many shifted by one: predict token t+1 from tokens <= t.
 
@@ -186,54 +180,28 @@ class LanguageModel(Model):
 
     # ------------------------------------------------------------------ generation
     def step(self, ids, state):
-        """One generation step: ids (K,) -> logits (K, V), new state (no cache)."""
+        """One generation step: ids (K,) -> logits (K, V), new state (no cache, no dropout).
+
+        state: as :meth:`initial_state` gives it, or as a previous step returned it."""
         ids = check_ids(ids, "ids", self.vocab_size, ndim=1)
-        if self.embedding_dim:
-            x = self.modules["embed"].params["W"][ids]
-        else:
-            x = _one_hot(ids, self.vocab_size, self.dtype)
+        x = self.modules["embed"].params["W"][ids] if self.embedding_dim else ids
         h, state = self.rnn.step(x, state)
-        logits, _ = self.head.forward(h)
+        logits = h @ self.head.params["W"]
+        if "b" in self.head.params:
+            logits += self.head.params["b"]
         return logits, state
 
-    def stepper(self):
-        """The fast generation step, with a snapshot of the current weights.
-
-        Returns ``step(ids (K,), state) -> (logits (K, V), state)``, what :meth:`step`
-        computes (no dropout), with the weights prepared once (one-hot inputs become a row
-        look-up). Make a new one after the weights change; :meth:`generate` does."""
-        rnn = self.rnn.stepper()
-        W = self.head.params["W"].copy()
-        b = self.head.params["b"].copy() if "b" in self.head.params else None
-        E = self.modules["embed"].params["W"].copy() if self.embedding_dim else None
-        V = self.vocab_size
-
-        def step(ids, state):
-            if E is not None:
-                h, state = rnn.step(E[check_ids(ids, "ids", V, ndim=1)], state)
-            else:
-                h, state = rnn.step_ids(ids, state)
-            logits = h @ W
-            if b is not None:
-                logits += b
-            return logits, state
-
-        return step
-
-    def prime(self, ids, state=None, cond=None, step=None):
-        """Run a prime sequence ids (T,) (T >= 1) through the model, batch 1.
-
-        ``step``: a :meth:`stepper` to use (else one is made). Returns the logits (V,) of
-        the next token and the state."""
+    def prime(self, ids, state=None, cond=None):
+        """Run a prime sequence ids (T,) (T >= 1) through the model, batch 1, one
+        :meth:`step` at a time. Returns the logits (V,) of the next token and the state."""
         if np.size(ids) == 0:  # before check_ids: an empty list has a float dtype
             raise ValueError("prime must hold at least one token")
         ids = check_ids(ids, "prime", self.vocab_size, ndim=1)
         if state is None:
             state, _ = self.initial_state(1, cond)
-        step = self.stepper() if step is None else step
         logits = None
         for t in ids:
-            logits, state = step(np.array([t]), state)
+            logits, state = self.step(np.array([t]), state)
         return logits[0], state
 
     def generate(self, prime, length: int, rng=None, temperature=1.0, top_k=None, top_p=None,
@@ -246,8 +214,8 @@ class LanguageModel(Model):
         was_training = self.rnn.training
         self.eval()
         try:
-            step = self.stepper()
-            logits, state = self.prime(prime, cond=cond, step=step)
+            step = self.step
+            logits, state = self.prime(prime, cond=cond)
             if beam:
                 out = beam_search(step, logits, state, beam, length, stop_ids)
                 if on_token is not None:
