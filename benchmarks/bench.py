@@ -239,16 +239,16 @@ def describe_blas(info: list[dict]) -> str:
 
 
 def engine_line() -> str:
-    """Which engine rnnkit runs: its compiled kernels (numba) or the numpy code."""
-    import rnnkit.compiled
+    """Which engine rnnkit runs: its accelerated backend (numba) or the numpy code."""
+    import rnnkit.accelerated
 
-    if rnnkit.compiled.enabled():
+    if rnnkit.accelerated.enabled():
         import numba
 
-        return (f"compiled kernels (rnnkit.compiled, numba {numba.__version__}; the LSTM "
-                f"splits a batch of 16 or more across {rnnkit.compiled.threads()} threads); "
-                "the numpy engine timed alongside")
-    return f"numpy ({rnnkit.compiled.unavailable_reason() or 'compiled kernels disabled'})"
+        return (f"accelerated (rnnkit.accelerated, numba {numba.__version__}); the numpy "
+                "engine timed alongside")
+    reason = rnnkit.accelerated.unavailable_reason() or "accelerated backend disabled"
+    return f"numpy ({reason})"
 
 
 def set_numpy_threads(n: int) -> None:
@@ -260,9 +260,6 @@ def set_numpy_threads(n: int) -> None:
               file=sys.stderr)
         return
     threadpool_limits(limits=n, user_api="blas")  # stays in force for the whole run
-    import rnnkit.compiled
-
-    rnnkit.compiled.set_threads(n)  # and no more threads for rnnkit's split LSTM
 
 
 def torch_threads_line(torch) -> str:
@@ -383,20 +380,18 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30))
 
 
-SPLIT_DIFF: dict = {}  # configuration -> relative difference, timed step vs numpy engine
-
-
 class MismatchError(RuntimeError):
     """rnnkit and PyTorch disagree: the timings would not compare equal work."""
 
 
 # --------------------------------------------------------------------------- train
 def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: bool = True):
-    """Return (rnnkit_step, torch_step) and, when rnnkit's compiled kernels are in use, the
-    rnnkit step on the numpy engine, after checking that they compute the same thing: one
-    step each from the same weights gives the same loss, gradients and parameters (and the
-    two rnnkit engines the same bits)."""
-    import rnnkit.compiled
+    """Return ([rnnkit_step, torch_step], None), or, when rnnkit's accelerated backend is
+    in use, ([rnnkit_step, torch_step, numpy_step], difference) with the rnnkit step on the
+    numpy engine, after checking that they compute the same thing: one step each from the
+    same weights gives the same loss, gradients and parameters (the two rnnkit engines to a
+    relative 1e-5: the difference returned is the largest one found)."""
+    import rnnkit.accelerated
     model, batch = make_model(cfg, seed)
     # the PyTorch copy first: rnnkit's step updates model.params in place
     torch_step, pairs = torch_train_step(model, batch, torch, adam)
@@ -422,11 +417,11 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
                             "(expected <= 1e-4)")
     if problems:
         raise MismatchError(f"{cfg.name}: rnnkit and PyTorch differ: " + "; ".join(problems))
-    if not numpy_engine or not rnnkit.compiled.enabled():
-        return rnnkit_step, torch_step
+    if not numpy_engine or not rnnkit.accelerated.enabled():
+        return [rnnkit_step, torch_step], None
 
     def numpy_step():
-        with rnnkit.compiled.disabled():
+        with rnnkit.accelerated.disabled():
             return rnnkit_step()
 
     # the two engines from the same state (the weights, Adam's moments and step count)
@@ -434,15 +429,8 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
     opt = rnnkit_step.opt
     opt_state = {k: {s: a.copy() for s, a in st.items()} for k, st in opt.state.items()}
     t = opt.t
-    def unsplit_step():
-        previous = rnnkit.compiled.set_threads(1)
-        try:
-            return rnnkit_step()
-        finally:
-            rnnkit.compiled.set_threads(previous)
-
     results = []
-    for step in (unsplit_step, numpy_step, rnnkit_step):
+    for step in (numpy_step, rnnkit_step):
         for k, v in saved.items():
             np.copyto(model.params[k], v)
         for k, st in opt_state.items():
@@ -452,19 +440,14 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
         stats, grads = step()
         results.append((stats["loss"], {k: g.copy() for k, g in grads.items()},
                         {k: v.copy() for k, v in model.params.items()}))
-    (la, ga, pa), (lb, gb, pb), (ls, gs, ps) = results
-    if la != lb or any(ga[k].tobytes() != gb[k].tobytes() or pa[k].tobytes() != pb[k].tobytes()
-                       for k in ga):
-        raise MismatchError(f"{cfg.name}: rnnkit's compiled kernels and numpy engine differ")
-    # the timed step may split an LSTM's batch across threads: the same up to the rounding
-    # of its recurrent products (rnnkit.compiled.set_threads)
-    diff = max([abs(ls - lb) / abs(lb)] + [rel_err(gs[k], gb[k]) for k in gb]
-               + [rel_err(ps[k], pb[k]) for k in pb])
+    (ln, gn, pn), (la, ga, pa) = results
+    # the accelerated backend agrees with the numpy engine to float32 rounding (not bits)
+    diff = max([abs(la - ln) / abs(ln)] + [rel_err(ga[k], gn[k]) for k in gn]
+               + [rel_err(pa[k], pn[k]) for k in pn])
     if diff > 1e-5:
-        raise MismatchError(f"{cfg.name}: rnnkit's split LSTM and its numpy engine differ by "
-                            f"{diff:.1e} (relative)")
-    SPLIT_DIFF[cfg.name] = diff
-    return rnnkit_step, torch_step, numpy_step
+        raise MismatchError(f"{cfg.name}: rnnkit's accelerated backend and its numpy engine "
+                            f"differ by {diff:.1e} (relative; expected <= 1e-5)")
+    return [rnnkit_step, torch_step, numpy_step], diff
 
 
 def adam_kwargs(variant: str) -> str:
@@ -609,7 +592,7 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
     builds the model, the optimizer and the data, runs 1 + MEMORY_STEPS training steps and
     prints one JSON line with the peak. So the difference is everything the run needs
     (parameters, optimizer state, data, activations and gradients, reused buffers),
-    whenever it is allocated. The rnnkit run never imports torch, and loads its compiled
+    whenever it is allocated. The rnnkit run never imports torch, and loads its accelerated
     kernels (if numba is installed) before the baseline by one step of a tiny model; the
     PyTorch run also builds the rnnkit model it copies its weights from (4 bytes per
     parameter)."""
@@ -622,13 +605,17 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
 
         torch.set_num_threads(threads)
     else:
-        # load (or compile) the compiled kernels before the baseline, as the libraries are:
-        # one step of a tiny model of the same kind runs the same kernels
-        from rnnkit.cells import clear_workspace
+        # load (or compile) the accelerated kernels before the baseline, as the libraries
+        # are: one step of a tiny model of the same kind runs the same kernels; then drop the
+        # buffers the engine keeps for reuse, where it offers that, so that the run's own
+        # buffers count in its peak
+        import rnnkit.cells
 
         tiny = TrainConfig(cfg.kind, cfg.layers, 2, 3, 8)
         rnnkit_train_step(*make_model(tiny, seed))()
-        clear_workspace()
+        clear_workspace = getattr(rnnkit.cells, "clear_workspace", None)
+        if clear_workspace is not None:
+            clear_workspace()
     gc.collect()
     method = "clear_refs" if reset_peak_rss() else "ru_maxrss"
     before = proc_status_kib("VmRSS")
@@ -793,6 +780,16 @@ def time_interleaved(fns: list[Callable], reps: int, warmup: int) -> list[list[f
     return times
 
 
+def print_engine_diffs(diffs: list, what: str) -> None:
+    """The line saying how closely the timed accelerated calls matched the numpy engine."""
+    diffs = [d for d in diffs if d is not None]
+    if diffs:
+        same = sum(d == 0 for d in diffs)
+        print(f"the accelerated {what} vs the numpy engine, checked before timing: identical "
+              f"in {same} of {len(diffs)} configurations, largest relative difference "
+              f"{max(diffs):.1e} (at most 1e-5 allowed)")
+
+
 def median(ts: list[float]) -> float:
     return statistics.median(ts)
 
@@ -851,8 +848,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     f"of the three, timed at startup on the parameters of "
                     f"{ADAM_CHOICE_CONFIG.name}")
     ap.add_argument("--no-numpy-engine", action="store_true",
-                    help="do not time rnnkit's numpy engine beside its compiled kernels "
-                    "(the 'numpy ms' column; it is timed by default when numba is installed)")
+                    help="do not time rnnkit's numpy engine beside its accelerated backend "
+                    "(the 'numpy ms' column; it is timed by default when the backend is "
+                    "available, i.e. numba is installed)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights, data and sampling (default 0)")
     ap.add_argument("--_memory-child", nargs=2, metavar=("LIB", "CONFIG"), dest="memory_child",
@@ -991,13 +989,13 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             other = OtherLoad()
             if isinstance(cfg, TrainConfig):
-                fns = build_train(cfg, torch, args.seed, adam, not args.no_numpy_engine)
-                tr, tt, *tn = time_interleaved(list(fns), args.reps, args.warmup)
+                fns, diff = build_train(cfg, torch, args.seed, adam, not args.no_numpy_engine)
+                tr, tt, *tn = time_interleaved(fns, args.reps, args.warmup)
                 del fns
                 products = gemm_products(cfg)
                 floor = gemm.floor(products)  # after the steps: the noise check covers both
                 train_rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(),
-                                   step_flops(products), floor))
+                                   step_flops(products), floor, diff))
             else:
                 fns = build_gen(cfg, torch, args.seed)
                 tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
@@ -1021,21 +1019,15 @@ def main(argv=None) -> int:
               f"products alone ({args.threads} threads, this machine); %GEMM = floor / step "
               "time (100% = the step takes only the time of its matrix products)")
         print("numpy ms / numpy ratio: the same rnnkit step on its numpy engine "
-              "(rnnkit.compiled disabled; the same bits as the compiled step with "
-              "rnnkit.compiled.set_threads(1)), interleaved with the others")
-        if SPLIT_DIFF:
-            same = sum(d == 0 for d in SPLIT_DIFF.values())
-            print(f"the timed compiled step (LSTM batch split across "
-                  f"{rnnkit.compiled.threads()} threads where it applies) vs the numpy "
-                  f"engine: the same bits in {same} of {len(SPLIT_DIFF)} configurations, "
-                  f"largest relative difference {max(SPLIT_DIFF.values()):.1e}")
+              "(with rnnkit.accelerated.disabled()), interleaved with the others")
+        print_engine_diffs([row[-1] for row in train_rows], "step")
         head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
                 f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
                 f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
                 f"{'others':>8}")
         print(head)
         print("-" * len(head))
-        for cfg, tr, tt, tn, oth, flops, floor in train_rows:
+        for cfg, tr, tt, tn, oth, flops, floor, _ in train_rows:
             mr, mt = median(tr), median(tt)
             npy = (f"{median(tn) * 1e3:>10.2f}{median(tn) / mt:>13.2f}" if tn
                    else f"{'-':>10}{'-':>13}")
