@@ -802,6 +802,76 @@ def spread(ts: list[float]) -> float:
     return (q[2] - q[0]) / median(ts) * 100
 
 
+# --------------------------------------------------------------------------- tables
+def print_train_table(rows: list, adam: str, threads: int) -> None:
+    print("Training step: forward, linear output + softmax cross-entropy "
+          f"(V={V}, mean over B*T), backward, Adam (lr {LR:g}); torch.optim.Adam: {adam}")
+    print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
+          f"products alone ({threads} threads, this machine); %GEMM = floor / step "
+          "time (100% = the step takes only the time of its matrix products)")
+    print("numpy ms / numpy ratio: the same rnnkit step on its numpy engine "
+          "(with rnnkit.accelerated.disabled()), interleaved with the others")
+    print_engine_diffs([row[-1] for row in rows], "step")
+    head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
+            f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
+            f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
+            f"{'others':>8}")
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, tt, tn, oth, flops, floor, _ in rows:
+        mr, mt = median(tr), median(tt)
+        npy = (f"{median(tn) * 1e3:>10.2f}{median(tn) / mt:>13.2f}" if tn
+               else f"{'-':>10}{'-':>13}")
+        print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
+              f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}"
+              f"{flops / 1e9:>8.3f}{floor * 1e3:>10.2f}{floor / mr:>13.0%} "
+              f"{floor / mt:>12.0%} {pct(oth):>7}")
+    print()
+
+
+def print_memory_table(rows: list) -> None:
+    print(f"Peak memory of a training run: build, then {1 + MEMORY_STEPS} steps; each "
+          "library in a fresh process (the rnnkit one without torch)")
+    methods = sorted({r["method"] for _, res in rows for r in res.values()})
+    if methods != ["clear_refs"]:
+        print("NOTE: the peak-RSS counter could not be reset (/proc/self/clear_refs): "
+              "peaks are ru_maxrss, the peak since the process started, model building "
+              "included")
+    print("run peak = highest RSS of the run minus the RSS after the imports (model, "
+          "optimizer, data, 1 + 3 steps); VmHWM = highest RSS of the process, libraries "
+          "included")
+    head = (f"{'config':<26}{'rnnkit run MiB':>17}{'torch run MiB':>16}{'ratio':>8}"
+            f"{'rnnkit VmHWM MiB':>18}{'torch VmHWM MiB':>17}{'ratio':>8}")
+    print(head)
+    print("-" * len(head))
+    for cfg, res in rows:
+        r, t = res["rnnkit"], res["torch"]
+        sr = (r["peak_kib"] - r["rss_before_kib"]) / 1024
+        st = (t["peak_kib"] - t["rss_before_kib"]) / 1024
+        ratio = f"{sr / st:.2f}" if st > 0 else "n/a"
+        print(f"{cfg.name:<26}{sr:>17.1f}{st:>16.1f}{ratio:>8}{r['peak_kib'] / 1024:>18.1f}"
+              f"{t['peak_kib'] / 1024:>17.1f}{r['peak_kib'] / t['peak_kib']:>8.2f}")
+    print()
+
+
+def print_gen_table(rows: list) -> None:
+    print("Generation, batch 1, time per character (one-hot in, step, output layer, "
+          "softmax, sample)")
+    print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
+          "both under torch.inference_mode()")
+    head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
+            f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}{'others':>8}")
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, ta, tb, oth in rows:
+        n = cfg.chars
+        mr, ma, mb = median(tr) / n, median(ta) / n, median(tb) / n
+        sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}%"
+        print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}"
+              f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}{pct(oth):>8}")
+    print()
+
+
 # --------------------------------------------------------------------------- main
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
@@ -1013,68 +1083,11 @@ def main(argv=None) -> int:
     print()
 
     if train_rows:
-        print("Training step: forward, linear output + softmax cross-entropy "
-              f"(V={V}, mean over B*T), backward, Adam (lr {LR:g}); torch.optim.Adam: {adam}")
-        print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
-              f"products alone ({args.threads} threads, this machine); %GEMM = floor / step "
-              "time (100% = the step takes only the time of its matrix products)")
-        print("numpy ms / numpy ratio: the same rnnkit step on its numpy engine "
-              "(with rnnkit.accelerated.disabled()), interleaved with the others")
-        print_engine_diffs([row[-1] for row in train_rows], "step")
-        head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
-                f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
-                f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
-                f"{'others':>8}")
-        print(head)
-        print("-" * len(head))
-        for cfg, tr, tt, tn, oth, flops, floor, _ in train_rows:
-            mr, mt = median(tr), median(tt)
-            npy = (f"{median(tn) * 1e3:>10.2f}{median(tn) / mt:>13.2f}" if tn
-                   else f"{'-':>10}{'-':>13}")
-            print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
-                  f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}"
-                  f"{flops / 1e9:>8.3f}{floor * 1e3:>10.2f}{floor / mr:>13.0%} "
-                  f"{floor / mt:>12.0%} {pct(oth):>7}")
-        print()
+        print_train_table(train_rows, adam, args.threads)
     if mem_rows:
-        print(f"Peak memory of a training run: build, then {1 + MEMORY_STEPS} steps; each "
-              "library in a fresh process (the rnnkit one without torch)")
-        methods = sorted({r["method"] for _, res in mem_rows for r in res.values()})
-        if methods != ["clear_refs"]:
-            print("NOTE: the peak-RSS counter could not be reset (/proc/self/clear_refs): "
-                  "peaks are ru_maxrss, the peak since the process started, model building "
-                  "included")
-        print("run peak = highest RSS of the run minus the RSS after the imports (model, "
-              "optimizer, data, 1 + 3 steps); VmHWM = highest RSS of the process, libraries "
-              "included")
-        head = (f"{'config':<26}{'rnnkit run MiB':>17}{'torch run MiB':>16}{'ratio':>8}"
-                f"{'rnnkit VmHWM MiB':>18}{'torch VmHWM MiB':>17}{'ratio':>8}")
-        print(head)
-        print("-" * len(head))
-        for cfg, res in mem_rows:
-            r, t = res["rnnkit"], res["torch"]
-            sr = (r["peak_kib"] - r["rss_before_kib"]) / 1024
-            st = (t["peak_kib"] - t["rss_before_kib"]) / 1024
-            ratio = f"{sr / st:.2f}" if st > 0 else "n/a"
-            print(f"{cfg.name:<26}{sr:>17.1f}{st:>16.1f}{ratio:>8}{r['peak_kib'] / 1024:>18.1f}"
-                  f"{t['peak_kib'] / 1024:>17.1f}{r['peak_kib'] / t['peak_kib']:>8.2f}")
-        print()
+        print_memory_table(mem_rows)
     if gen_rows:
-        print("Generation, batch 1, time per character (one-hot in, step, output layer, "
-              "softmax, sample)")
-        print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
-              "both under torch.inference_mode()")
-        head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
-                f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}{'others':>8}")
-        print(head)
-        print("-" * len(head))
-        for cfg, tr, ta, tb, oth in gen_rows:
-            n = cfg.chars
-            mr, ma, mb = median(tr) / n, median(ta) / n, median(tb) / n
-            sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}%"
-            print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}"
-                  f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}{pct(oth):>8}")
-        print()
+        print_gen_table(gen_rows)
     share = whole_run.share()
     print(f"other processes used {pct(share)} of the CPUs during the run "
           f"(column 'others': per configuration)")
