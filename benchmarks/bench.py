@@ -162,15 +162,81 @@ def select(cfgs: list, patterns: list[str] | None) -> list:
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
+# the vector extensions the machine line reports, from the flags of /proc/cpuinfo (x86) or
+# its Features line (aarch64)
+X86_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                  "avx512_vnni", "avx512_bf16", "amx_tile")
+ARM_EXTENSIONS = ("asimd", "asimdhp", "asimddp", "asimdfhm", "i8mm", "bf16", "sve", "sve2",
+                  "sme")
+
+
+def cpuinfo_fields() -> dict[str, str]:
+    """The first value of each field of /proc/cpuinfo (the first CPU's), or {} where there
+    is no such file (other systems than Linux)."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return fields
+
+
+def cpu_model() -> str:
+    info = cpuinfo_fields()
+    if info.get("model name"):
+        return info["model name"]
+    if "CPU implementer" in info:  # aarch64 Linux names no model, only these codes
+        return (f"{platform.machine()} CPU (implementer {info['CPU implementer']}, "
+                f"part {info.get('CPU part', '?')})")
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def vector_extensions() -> tuple[list[str] | None, list[str]]:
+    """(present, absent) among X86_EXTENSIONS or ARM_EXTENSIONS; present is None where
+    /proc/cpuinfo lists no flags."""
+    info = cpuinfo_fields()
+    if "flags" in info:
+        have, wanted = set(info["flags"].split()), X86_EXTENSIONS
+    elif "Features" in info:
+        have, wanted = set(info["Features"].split()), ARM_EXTENSIONS
+    else:
+        return None, []
+    return [e for e in wanted if e in have], [e for e in wanted if e not in have]
+
+
+def describe_extensions(long: bool = False) -> str:
+    present, absent = vector_extensions()
+    if present is None:
+        return f"unknown ({platform.machine() or '?'}, no /proc/cpuinfo flags)"
+    text = " ".join(present) if present else "none of " + " ".join(absent)
+    if long and present and absent:
+        text += " (absent: " + " ".join(absent) + ")"
+    return text
+
+
+def blas_kernel(info: list[dict]) -> str:
+    """The kernel numpy's BLAS uses (threadpoolctl's ``architecture``), e.g. openblas
+    SkylakeX."""
+    if not info:
+        return "unknown (threadpoolctl missing)"
+    return ", ".join(f"{d.get('internal_api')} {d.get('architecture') or '(kernel not reported)'}"
+                     for d in info)
+
+
+def machine_summary(blas: list[dict], threads: int) -> str:
+    """One line naming where a table was measured: CPU, cores, vector extensions, the BLAS
+    kernel of numpy and the threads of the run."""
+    ext = describe_extensions()
+    if vector_extensions()[0] is None:
+        ext = "vector extensions " + ext
+    forced = ", ".join(f"{v}={os.environ[v]}" for v in OPENBLAS_VARS if v in os.environ)
+    kernel = blas_kernel(blas) + (f" (with {forced} set)" if forced else "")
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores, {ext}; numpy BLAS kernel "
+            f"{kernel}; {threads} thread(s) per library")
 
 
 def load_average() -> str:
@@ -803,9 +869,10 @@ def spread(ts: list[float]) -> float:
 
 
 # --------------------------------------------------------------------------- tables
-def print_train_table(rows: list, adam: str, threads: int) -> None:
+def print_train_table(rows: list, adam: str, threads: int, where: str) -> None:
     print("Training step: forward, linear output + softmax cross-entropy "
           f"(V={V}, mean over B*T), backward, Adam (lr {LR:g}); torch.optim.Adam: {adam}")
+    print(f"measured on: {where}")
     print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
           f"products alone ({threads} threads, this machine); %GEMM = floor / step "
           "time (100% = the step takes only the time of its matrix products)")
@@ -829,9 +896,10 @@ def print_train_table(rows: list, adam: str, threads: int) -> None:
     print()
 
 
-def print_memory_table(rows: list) -> None:
+def print_memory_table(rows: list, where: str) -> None:
     print(f"Peak memory of a training run: build, then {1 + MEMORY_STEPS} steps; each "
           "library in a fresh process (the rnnkit one without torch)")
+    print(f"measured on: {where}")
     methods = sorted({r["method"] for _, res in rows for r in res.values()})
     if methods != ["clear_refs"]:
         print("NOTE: the peak-RSS counter could not be reset (/proc/self/clear_refs): "
@@ -854,9 +922,10 @@ def print_memory_table(rows: list) -> None:
     print()
 
 
-def print_gen_table(rows: list) -> None:
+def print_gen_table(rows: list, where: str) -> None:
     print("Generation, batch 1, time per character (one-hot in, step, output layer, "
           "softmax, sample)")
+    print(f"measured on: {where}")
     print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
           "both under torch.inference_mode()")
     head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
@@ -1006,8 +1075,10 @@ def main(argv=None) -> int:
 
     print("rnnkit vs PyTorch (CPU), float32; ratio = rnnkit / torch (< 1: rnnkit faster or "
           "smaller)")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores; {platform.system()} "
-          f"{platform.release()}; Python {platform.python_version()}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores ({platform.machine()}); "
+          f"{platform.system()} {platform.release()}; Python {platform.python_version()}")
+    print(f"CPU vector extensions: {describe_extensions(long=True)}")
+    print(f"numpy BLAS kernel: {blas_kernel(blas)} (threadpoolctl's architecture)")
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, "
           f"rnnkit {rnnkit.__version__} ({Path(rnnkit.__file__).parent})")
     print(f"numpy BLAS (threadpoolctl): {describe_blas(blas)}")
@@ -1082,12 +1153,13 @@ def main(argv=None) -> int:
         return 1
     print()
 
+    where = machine_summary(blas, args.threads)
     if train_rows:
-        print_train_table(train_rows, adam, args.threads)
+        print_train_table(train_rows, adam, args.threads, where)
     if mem_rows:
-        print_memory_table(mem_rows)
+        print_memory_table(mem_rows, where)
     if gen_rows:
-        print_gen_table(gen_rows)
+        print_gen_table(gen_rows, where)
     share = whole_run.share()
     print(f"other processes used {pct(share)} of the CPUs during the run "
           f"(column 'others': per configuration)")
