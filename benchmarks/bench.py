@@ -1,4 +1,5 @@
-"""rnnkit against PyTorch (CPU), side by side in one run: training steps and generation.
+"""rnnkit against PyTorch (CPU), side by side in one run: training steps, the recurrent
+layer alone, single steps and generation.
 
 What is measured (float32, both libraries on the same number of threads):
 
@@ -11,8 +12,17 @@ What is measured (float32, both libraries on the same number of threads):
   startup). Each row also gives the FLOPs of the step's matrix products, the time this
   machine's numpy takes for those products alone (the "GEMM floor") and the fraction of the
   step that floor represents for each library.
+* **layer**: one LSTM or GRU layer alone over dense float32 inputs (D = H), forward and
+  backward with the input gradient, as in a tagger or classifier over embeddings: rnnkit's
+  ``layer.forward`` + ``layer.backward(dout, cache)`` against ``nn.LSTM/GRU``
+  (``batch_first=True``), ``out, _ = m(x)`` with ``x.requires_grad_(True)`` and
+  ``out.backward(dout)`` (``_layer_bench.py``).
 * **memory**: the peak resident memory of a few training steps, each library in a fresh
   subprocess (``--memory``; the default run does LSTM (64, 100, 512)).
+* **step**: consecutive one-step calls of an LSTM with carried state, batch 1, the way a
+  PyTorch user steps an ``nn.LSTM``: rnnkit ``out, state, _ = lstm.forward(x, state)``
+  (eval mode) against ``out, state = m(x, state)`` under ``torch.inference_mode()``, x
+  (1, 1, H), per call (``_layer_bench.py``).
 * **gen**: generating characters one at a time with batch 1: feed the previous character
   (one-hot), one recurrent step, output layer, softmax, sample. rnnkit uses
   ``LanguageModel.stepper()``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
@@ -20,8 +30,12 @@ What is measured (float32, both libraries on the same number of threads):
   ``torch.inference_mode()``.
 
 Before timing, each configuration checks that rnnkit and PyTorch compute the same loss,
-gradients and updated parameters (train) or the same next-character probabilities (gen)
-from the same weights, so that the timings compare equal work; it aborts otherwise.
+gradients and updated parameters (train), the same output, input gradient and parameter
+gradients (layer), the same outputs and final state (step) or the same next-character
+probabilities (gen) from the same weights, so that the timings compare equal work, and
+that rnnkit's accelerated backend agrees with its numpy engine (timed beside it where
+numba is installed); it aborts otherwise. Every table names the machine it ran on (CPU
+model, vector extensions, numpy's BLAS kernel, threads).
 
 Run it with OpenBLAS' tuning variables unset (for this command only)::
 
@@ -67,6 +81,22 @@ import numpy as np  # noqa: E402
 _SRC = Path(__file__).resolve().parent.parent / "src"
 if importlib.util.find_spec("rnnkit") is None and (_SRC / "rnnkit").is_dir():
     sys.path.insert(0, str(_SRC))
+# the layer and step measurements live beside this file
+if importlib.util.find_spec("_layer_bench") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _layer_bench import (  # noqa: E402
+    ENGINE_RTOL,
+    LayerConfig,
+    MismatchError,
+    StepConfig,
+    build_layer,
+    build_step,
+    layer_configs,
+    rel_err,
+    step_configs,
+    torch_param_pairs,
+)
 
 V = 65  # vocabulary size (tiny Shakespeare has 65 symbols)
 LR = 2e-3  # Adam's learning rate in both libraries (other settings: the shared defaults)
@@ -123,20 +153,24 @@ class GenConfig:
         return f"gen/lstm/h{self.hidden}-l{self.layers}"
 
 
-def full_configs(gen_chars: int) -> list:
+def full_configs(gen_chars: int, step_calls: int = 200) -> list:
     shapes = [(32, 100, 128), (32, 100, 256), (64, 100, 512)]
     cfgs: list = [TrainConfig(k, 1, *s) for s in shapes for k in ("lstm", "gru", "rnn")]
     cfgs.append(TrainConfig("lstm", 2, 32, 100, 256))
     # the setting of Karpathy's min-char-rnn: batch 1, 25 steps, 100 hidden units
     cfgs += [TrainConfig(k, 1, 1, 25, 100) for k in ("lstm", "gru", "rnn")]
+    cfgs += layer_configs(quick=False)
+    cfgs += step_configs(quick=False, calls=step_calls)
     cfgs += [GenConfig(L, H, gen_chars) for H in (256, 512) for L in (1, 2)]
     return cfgs
 
 
-def quick_configs(gen_chars: int) -> list:
+def quick_configs(gen_chars: int, step_calls: int = 30) -> list:
     cfgs: list = [TrainConfig(k, 1, 8, 20, 64) for k in ("lstm", "gru", "rnn")]
     cfgs.append(TrainConfig("lstm", 2, 8, 20, 64))
     cfgs.append(TrainConfig("rnn", 1, 1, 25, 100))
+    cfgs += layer_configs(quick=True)
+    cfgs += step_configs(quick=True, calls=step_calls)
     cfgs += [GenConfig(L, 64, gen_chars) for L in (1, 2)]
     return cfgs
 
@@ -404,7 +438,6 @@ def torch_train_step(model, batch: dict, torch, adam: str):
 
     from rnnkit.interop import to_torch
 
-    H = model.rnn.hidden_size
     rnn_t = to_torch(model.rnn)  # nn.LSTM/GRU/RNN, batch_first=True
     lin_t = torch_linear(torch, model.head.params["W"], model.head.params["b"])
     params_t = list(rnn_t.parameters()) + list(lin_t.parameters())
@@ -420,34 +453,11 @@ def torch_train_step(model, batch: dict, torch, adam: str):
         opt.step()
         return loss
 
-    def same(t):
-        return t
-
-    def transpose(t):
-        return t.T
-
-    def n_part(t):  # GRU: rnnkit's b_hn is the n block of bias_hh
-        return t[2 * H :]
-
     # rnnkit's b is PyTorch's bias_ih (bias_hh starts at zero, but for GRU's n block);
     # PyTorch's bias_hh is an extra parameter that its Adam updates too
-    pairs = {"head.W": (lin_t.weight, transpose), "head.b": (lin_t.bias, same)}
-    for k in range(model.rnn.num_layers):
-        pairs[f"rnn.l{k}.W_x"] = (getattr(rnn_t, f"weight_ih_l{k}"), transpose)
-        pairs[f"rnn.l{k}.W_h"] = (getattr(rnn_t, f"weight_hh_l{k}"), transpose)
-        pairs[f"rnn.l{k}.b"] = (getattr(rnn_t, f"bias_ih_l{k}"), same)
-        if f"rnn.l{k}.b_hn" in model.params:
-            pairs[f"rnn.l{k}.b_hn"] = (getattr(rnn_t, f"bias_hh_l{k}"), n_part)
+    pairs = {"head.W": (lin_t.weight, lambda t: t.T), "head.b": (lin_t.bias, lambda t: t)}
+    pairs.update(torch_param_pairs(model.rnn, rnn_t, prefix="rnn."))
     return step, pairs
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30))
-
-
-class MismatchError(RuntimeError):
-    """rnnkit and PyTorch disagree: the timings would not compare equal work."""
 
 
 # --------------------------------------------------------------------------- train
@@ -510,9 +520,9 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
     # the accelerated backend agrees with the numpy engine to float32 rounding (not bits)
     diff = max([abs(la - ln) / abs(ln)] + [rel_err(ga[k], gn[k]) for k in gn]
                + [rel_err(pa[k], pn[k]) for k in pn])
-    if diff > 1e-5:
+    if diff > ENGINE_RTOL:
         raise MismatchError(f"{cfg.name}: rnnkit's accelerated backend and its numpy engine "
-                            f"differ by {diff:.1e} (relative; expected <= 1e-5)")
+                            f"differ by {diff:.1e} (relative; expected <= {ENGINE_RTOL:g})")
     return [rnnkit_step, torch_step, numpy_step], diff
 
 
@@ -846,14 +856,19 @@ def time_interleaved(fns: list[Callable], reps: int, warmup: int) -> list[list[f
     return times
 
 
-def print_engine_diffs(diffs: list, what: str) -> None:
-    """The line saying how closely the timed accelerated calls matched the numpy engine."""
+def print_numpy_note(columns: str, what: str, diffs: list) -> None:
+    """What a table's numpy-engine columns hold, and how closely the timed accelerated
+    calls matched the numpy engine (diffs: one per row, None where it was not timed)."""
     diffs = [d for d in diffs if d is not None]
-    if diffs:
-        same = sum(d == 0 for d in diffs)
-        print(f"the accelerated {what} vs the numpy engine, checked before timing: identical "
-              f"in {same} of {len(diffs)} configurations, largest relative difference "
-              f"{max(diffs):.1e} (at most 1e-5 allowed)")
+    if not diffs:
+        print(f"{columns}: not timed (rnnkit's timed calls run on its numpy engine, or "
+              "--no-numpy-engine)")
+        return
+    same = sum(d == 0 for d in diffs)
+    print(f"{columns}: the same rnnkit {what} with rnnkit.accelerated.disabled(), interleaved "
+          f"with the others; checked before timing against the accelerated {what}: identical "
+          f"in {same} of {len(diffs)} configurations, largest relative difference "
+          f"{max(diffs):.1e} (at most {ENGINE_RTOL:g} allowed)")
 
 
 def median(ts: list[float]) -> float:
@@ -876,9 +891,7 @@ def print_train_table(rows: list, adam: str, threads: int, where: str) -> None:
     print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
           f"products alone ({threads} threads, this machine); %GEMM = floor / step "
           "time (100% = the step takes only the time of its matrix products)")
-    print("numpy ms / numpy ratio: the same rnnkit step on its numpy engine "
-          "(with rnnkit.accelerated.disabled()), interleaved with the others")
-    print_engine_diffs([row[-1] for row in rows], "step")
+    print_numpy_note("numpy ms / numpy ratio", "step", [row[-1] for row in rows])
     head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
             f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
             f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
@@ -922,6 +935,57 @@ def print_memory_table(rows: list, where: str) -> None:
     print()
 
 
+def _timing_columns(tr, tt, tn, unit: float, width: int, digits: int) -> str:
+    """rnnkit, spread, torch, spread, ratio, min ratio, numpy, numpy ratio (rnnkit's numpy
+    engine / torch; '-' when it was not timed), times in 1/unit seconds."""
+    mr, mt = median(tr), median(tt)
+    npy = (f"{median(tn) * unit:>{width}.{digits}f}{median(tn) / mt:>13.2f}" if tn
+           else f"{'-':>{width}}{'-':>13}")
+    return (f"{mr * unit:>{width + 1}.{digits}f}{spread(tr):>7.0f}%"
+            f"{mt * unit:>{width + 1}.{digits}f}{spread(tt):>7.0f}%"
+            f"{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}")
+
+
+def _timing_head(unit: str, width: int) -> str:
+    return (f"{'rnnkit ' + unit:>{width + 1}}{'spread':>8}{'torch ' + unit:>{width + 1}}"
+            f"{'spread':>8}{'ratio':>8}{'min ratio':>11}{'numpy ' + unit:>{width}}"
+            f"{'numpy ratio':>13}")
+
+
+def print_layer_table(rows: list, where: str) -> None:
+    print("Recurrent layer alone, dense float32 inputs (D = H): forward + backward with the "
+          "input gradient, one pass over the batch")
+    print(f"measured on: {where}")
+    print("rnnkit: out, _, cache = layer.forward(x); dx, _, grads = layer.backward(dout, "
+          "cache); torch: out, _ = m(x) (batch_first, x.requires_grad_(True)), "
+          "out.backward(dout)")
+    print_numpy_note("numpy ms / numpy ratio", "pass", [row[-1] for row in rows])
+    head = f"{'config':<26}{_timing_head('ms', 10)}{'others':>8}"
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, tt, tn, oth, _ in rows:
+        print(f"{cfg.name:<26}{_timing_columns(tr, tt, tn, 1e3, 10, 2)}{pct(oth):>8}")
+    print()
+
+
+def print_step_table(rows: list, where: str) -> None:
+    calls = sorted({cfg.calls for cfg, *_ in rows})
+    print("One LSTM time step per call with carried state, batch 1, x (1, 1, H); time per "
+          f"call over {'/'.join(map(str, calls))} consecutive calls")
+    print(f"measured on: {where}")
+    print("rnnkit: out, state, _ = lstm.forward(x, state) (lstm.eval()); torch: out, state = "
+          "m(x, state) under torch.inference_mode()")
+    print_numpy_note("numpy us / numpy ratio", "calls", [row[-1] for row in rows])
+    head = f"{'config':<20}{_timing_head('us', 10)}{'others':>8}"
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, tt, tn, oth, _ in rows:
+        n = cfg.calls
+        per = [[t / n for t in ts] if ts else ts for ts in (tr, tt, tn)]
+        print(f"{cfg.name:<20}{_timing_columns(*per, 1e6, 10, 1)}{pct(oth):>8}")
+    print()
+
+
 def print_gen_table(rows: list, where: str) -> None:
     print("Generation, batch 1, time per character (one-hot in, step, output layer, "
           "softmax, sample)")
@@ -946,9 +1010,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Time rnnkit against PyTorch (CPU) side by side: full training steps of "
         "a character model (forward, softmax cross-entropy over 65 symbols, backward, Adam) "
-        "with their share of this machine's matrix-product throughput, the peak memory of "
-        "training, and character-by-character generation. Prints rnnkit/PyTorch ratios "
-        "(< 1: rnnkit is faster or smaller).",
+        "with their share of this machine's matrix-product throughput, the recurrent layer "
+        "alone (forward + backward with dense inputs), the peak memory of training, "
+        "single LSTM steps with carried state, and character-by-character generation. "
+        "Prints rnnkit/PyTorch ratios (< 1: rnnkit is faster or smaller).",
         epilog="Run with OpenBLAS tuning variables unset for this command only: "
         "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py",
     )
@@ -957,7 +1022,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     f"memory of {MEMORY_QUICK.name}")
     ap.add_argument("--only", nargs="+", metavar="PATTERN",
                     help="time only the configurations whose name matches a glob pattern "
-                    "(e.g. 'train/lstm*' 'gen/*') or contains a plain string (e.g. 256); "
+                    "(e.g. 'train/lstm*' 'layer/*' 'step/*' 'gen/*') or contains a plain "
+                    "string (e.g. 256); "
                     "no memory measurement unless --memory is given; see --list")
     ap.add_argument("--memory", nargs="*", metavar="PATTERN",
                     help="measure the peak memory of training (each library in a fresh "
@@ -978,8 +1044,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--gen-chars", type=int, default=None,
                     help="characters generated per timed generation repetition "
                     "(default 200, or 30 with --quick)")
+    ap.add_argument("--step-calls", type=int, default=None,
+                    help="consecutive one-step LSTM calls per timed repetition of the step "
+                    "table (default 200, or 30 with --quick)")
     ap.add_argument("--threads", type=int, default=2,
-                    help="threads for both numpy's BLAS and PyTorch (default 2)")
+                    help="threads for both numpy's BLAS (set with threadpoolctl) and PyTorch "
+                    "(torch.set_num_threads) (default 2)")
     ap.add_argument("--torch-adam", choices=("auto", *TORCH_ADAM), default="auto",
                     help="torch.optim.Adam variant of the PyTorch step: 'default' (foreach "
                     "and fused unset: the per-parameter loop on CPU), 'foreach' "
@@ -1002,7 +1072,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.warmup = 2
     if args.gen_chars is None:
         args.gen_chars = 30 if args.quick else 200
-    for name in ("reps", "gen_chars", "threads"):
+    if args.step_calls is None:
+        args.step_calls = 30 if args.quick else 200
+    for name in ("reps", "gen_chars", "step_calls", "threads"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -1043,7 +1115,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.memory_child:
         return memory_child(*args.memory_child, args.threads, args.seed, args.torch_adam)
-    every = (quick_configs if args.quick else full_configs)(args.gen_chars)
+    every = (quick_configs if args.quick else full_configs)(args.gen_chars, args.step_calls)
     mem_cfgs = memory_configs(args, [c for c in every if isinstance(c, TrainConfig)])
     # with --memory alone, only memory is measured
     cfgs = [] if args.memory is not None and not args.only else select(every, args.only)
@@ -1122,7 +1194,7 @@ def main(argv=None) -> int:
     print(flush=True)
 
     whole_run = OtherLoad()
-    train_rows, gen_rows, mem_rows = [], [], []
+    train_rows, layer_rows, step_rows, gen_rows, mem_rows = [], [], [], [], []
     gemm = GemmTimer(args.seed)
     try:
         for cfg in cfgs:
@@ -1137,6 +1209,13 @@ def main(argv=None) -> int:
                 floor = gemm.floor(products)  # after the steps: the noise check covers both
                 train_rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(),
                                    step_flops(products), floor, diff))
+            elif isinstance(cfg, (LayerConfig, StepConfig)):
+                build = build_layer if isinstance(cfg, LayerConfig) else build_step
+                fns, diff = build(cfg, torch, args.seed, not args.no_numpy_engine)
+                tr, tt, *tn = time_interleaved(fns, args.reps, args.warmup)
+                del fns
+                rows = layer_rows if isinstance(cfg, LayerConfig) else step_rows
+                rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(), diff))
             else:
                 fns = build_gen(cfg, torch, args.seed)
                 tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
@@ -1156,8 +1235,12 @@ def main(argv=None) -> int:
     where = machine_summary(blas, args.threads)
     if train_rows:
         print_train_table(train_rows, adam, args.threads, where)
+    if layer_rows:
+        print_layer_table(layer_rows, where)
     if mem_rows:
         print_memory_table(mem_rows, where)
+    if step_rows:
+        print_step_table(step_rows, where)
     if gen_rows:
         print_gen_table(gen_rows, where)
     share = whole_run.share()
