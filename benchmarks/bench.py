@@ -1,4 +1,5 @@
-"""rnnkit against PyTorch (CPU), side by side in one run: training steps and generation.
+"""rnnkit against PyTorch (CPU), side by side in one run: training steps, the recurrent
+layer alone, single steps and generation.
 
 What is measured (float32, both libraries on the same number of threads):
 
@@ -11,8 +12,17 @@ What is measured (float32, both libraries on the same number of threads):
   startup). Each row also gives the FLOPs of the step's matrix products, the time this
   machine's numpy takes for those products alone (the "GEMM floor") and the fraction of the
   step that floor represents for each library.
+* **layer**: one LSTM or GRU layer alone over dense float32 inputs (D = H), forward and
+  backward with the input gradient, as in a tagger or classifier over embeddings: rnnkit's
+  ``layer.forward`` + ``layer.backward(dout, cache)`` against ``nn.LSTM/GRU``
+  (``batch_first=True``), ``out, _ = m(x)`` with ``x.requires_grad_(True)`` and
+  ``out.backward(dout)`` (``_layer_bench.py``).
 * **memory**: the peak resident memory of a few training steps, each library in a fresh
   subprocess (``--memory``; the default run does LSTM (64, 100, 512)).
+* **step**: consecutive one-step calls of an LSTM with carried state, batch 1, the way a
+  PyTorch user steps an ``nn.LSTM``: rnnkit ``out, state, _ = lstm.forward(x, state)``
+  (eval mode) against ``out, state = m(x, state)`` under ``torch.inference_mode()``, x
+  (1, 1, H), per call (``_layer_bench.py``).
 * **gen**: generating characters one at a time with batch 1: feed the previous character
   (one-hot), one recurrent step, output layer, softmax, sample. rnnkit uses
   ``LanguageModel.stepper()``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
@@ -20,8 +30,12 @@ What is measured (float32, both libraries on the same number of threads):
   ``torch.inference_mode()``.
 
 Before timing, each configuration checks that rnnkit and PyTorch compute the same loss,
-gradients and updated parameters (train) or the same next-character probabilities (gen)
-from the same weights, so that the timings compare equal work; it aborts otherwise.
+gradients and updated parameters (train), the same output, input gradient and parameter
+gradients (layer), the same outputs and final state (step) or the same next-character
+probabilities (gen) from the same weights, so that the timings compare equal work, and
+that rnnkit's accelerated backend agrees with its numpy engine (timed beside it where
+numba is installed); it aborts otherwise. Every table names the machine it ran on (CPU
+model, vector extensions, numpy's BLAS kernel, threads).
 
 Run it with OpenBLAS' tuning variables unset (for this command only)::
 
@@ -67,6 +81,22 @@ import numpy as np  # noqa: E402
 _SRC = Path(__file__).resolve().parent.parent / "src"
 if importlib.util.find_spec("rnnkit") is None and (_SRC / "rnnkit").is_dir():
     sys.path.insert(0, str(_SRC))
+# the layer and step measurements live beside this file
+if importlib.util.find_spec("_layer_bench") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _layer_bench import (  # noqa: E402
+    ENGINE_RTOL,
+    LayerConfig,
+    MismatchError,
+    StepConfig,
+    build_layer,
+    build_step,
+    layer_configs,
+    rel_err,
+    step_configs,
+    torch_param_pairs,
+)
 
 V = 65  # vocabulary size (tiny Shakespeare has 65 symbols)
 LR = 2e-3  # Adam's learning rate in both libraries (other settings: the shared defaults)
@@ -123,20 +153,24 @@ class GenConfig:
         return f"gen/lstm/h{self.hidden}-l{self.layers}"
 
 
-def full_configs(gen_chars: int) -> list:
+def full_configs(gen_chars: int, step_calls: int = 200) -> list:
     shapes = [(32, 100, 128), (32, 100, 256), (64, 100, 512)]
     cfgs: list = [TrainConfig(k, 1, *s) for s in shapes for k in ("lstm", "gru", "rnn")]
     cfgs.append(TrainConfig("lstm", 2, 32, 100, 256))
     # the setting of Karpathy's min-char-rnn: batch 1, 25 steps, 100 hidden units
     cfgs += [TrainConfig(k, 1, 1, 25, 100) for k in ("lstm", "gru", "rnn")]
+    cfgs += layer_configs(quick=False)
+    cfgs += step_configs(quick=False, calls=step_calls)
     cfgs += [GenConfig(L, H, gen_chars) for H in (256, 512) for L in (1, 2)]
     return cfgs
 
 
-def quick_configs(gen_chars: int) -> list:
+def quick_configs(gen_chars: int, step_calls: int = 30) -> list:
     cfgs: list = [TrainConfig(k, 1, 8, 20, 64) for k in ("lstm", "gru", "rnn")]
     cfgs.append(TrainConfig("lstm", 2, 8, 20, 64))
     cfgs.append(TrainConfig("rnn", 1, 1, 25, 100))
+    cfgs += layer_configs(quick=True)
+    cfgs += step_configs(quick=True, calls=step_calls)
     cfgs += [GenConfig(L, 64, gen_chars) for L in (1, 2)]
     return cfgs
 
@@ -162,15 +196,81 @@ def select(cfgs: list, patterns: list[str] | None) -> list:
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
+# the vector extensions the machine line reports, from the flags of /proc/cpuinfo (x86) or
+# its Features line (aarch64)
+X86_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                  "avx512_vnni", "avx512_bf16", "amx_tile")
+ARM_EXTENSIONS = ("asimd", "asimdhp", "asimddp", "asimdfhm", "i8mm", "bf16", "sve", "sve2",
+                  "sme")
+
+
+def cpuinfo_fields() -> dict[str, str]:
+    """The first value of each field of /proc/cpuinfo (the first CPU's), or {} where there
+    is no such file (other systems than Linux)."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return fields
+
+
+def cpu_model() -> str:
+    info = cpuinfo_fields()
+    if info.get("model name"):
+        return info["model name"]
+    if "CPU implementer" in info:  # aarch64 Linux names no model, only these codes
+        return (f"{platform.machine()} CPU (implementer {info['CPU implementer']}, "
+                f"part {info.get('CPU part', '?')})")
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def vector_extensions() -> tuple[list[str] | None, list[str]]:
+    """(present, absent) among X86_EXTENSIONS or ARM_EXTENSIONS; present is None where
+    /proc/cpuinfo lists no flags."""
+    info = cpuinfo_fields()
+    if "flags" in info:
+        have, wanted = set(info["flags"].split()), X86_EXTENSIONS
+    elif "Features" in info:
+        have, wanted = set(info["Features"].split()), ARM_EXTENSIONS
+    else:
+        return None, []
+    return [e for e in wanted if e in have], [e for e in wanted if e not in have]
+
+
+def describe_extensions(long: bool = False) -> str:
+    present, absent = vector_extensions()
+    if present is None:
+        return f"unknown ({platform.machine() or '?'}, no /proc/cpuinfo flags)"
+    text = " ".join(present) if present else "none of " + " ".join(absent)
+    if long and present and absent:
+        text += " (absent: " + " ".join(absent) + ")"
+    return text
+
+
+def blas_kernel(info: list[dict]) -> str:
+    """The kernel numpy's BLAS uses (threadpoolctl's ``architecture``), e.g. openblas
+    SkylakeX."""
+    if not info:
+        return "unknown (threadpoolctl missing)"
+    return ", ".join(f"{d.get('internal_api')} {d.get('architecture') or '(kernel not reported)'}"
+                     for d in info)
+
+
+def machine_summary(blas: list[dict], threads: int) -> str:
+    """One line naming where a table was measured: CPU, cores, vector extensions, the BLAS
+    kernel of numpy and the threads of the run."""
+    ext = describe_extensions()
+    if vector_extensions()[0] is None:
+        ext = "vector extensions " + ext
+    forced = ", ".join(f"{v}={os.environ[v]}" for v in OPENBLAS_VARS if v in os.environ)
+    kernel = blas_kernel(blas) + (f" (with {forced} set)" if forced else "")
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores, {ext}; numpy BLAS kernel "
+            f"{kernel}; {threads} thread(s) per library")
 
 
 def load_average() -> str:
@@ -239,16 +339,16 @@ def describe_blas(info: list[dict]) -> str:
 
 
 def engine_line() -> str:
-    """Which engine rnnkit runs: its compiled kernels (numba) or the numpy code."""
-    import rnnkit.compiled
+    """Which engine rnnkit runs: its accelerated backend (numba) or the numpy code."""
+    import rnnkit.accelerated
 
-    if rnnkit.compiled.enabled():
+    if rnnkit.accelerated.enabled():
         import numba
 
-        return (f"compiled kernels (rnnkit.compiled, numba {numba.__version__}; the LSTM "
-                f"splits a batch of 16 or more across {rnnkit.compiled.threads()} threads); "
-                "the numpy engine timed alongside")
-    return f"numpy ({rnnkit.compiled.unavailable_reason() or 'compiled kernels disabled'})"
+        return (f"accelerated (rnnkit.accelerated, numba {numba.__version__}); the numpy "
+                "engine timed alongside")
+    reason = rnnkit.accelerated.unavailable_reason() or "accelerated backend disabled"
+    return f"numpy ({reason})"
 
 
 def set_numpy_threads(n: int) -> None:
@@ -260,9 +360,6 @@ def set_numpy_threads(n: int) -> None:
               file=sys.stderr)
         return
     threadpool_limits(limits=n, user_api="blas")  # stays in force for the whole run
-    import rnnkit.compiled
-
-    rnnkit.compiled.set_threads(n)  # and no more threads for rnnkit's split LSTM
 
 
 def torch_threads_line(torch) -> str:
@@ -341,7 +438,6 @@ def torch_train_step(model, batch: dict, torch, adam: str):
 
     from rnnkit.interop import to_torch
 
-    H = model.rnn.hidden_size
     rnn_t = to_torch(model.rnn)  # nn.LSTM/GRU/RNN, batch_first=True
     lin_t = torch_linear(torch, model.head.params["W"], model.head.params["b"])
     params_t = list(rnn_t.parameters()) + list(lin_t.parameters())
@@ -357,46 +453,21 @@ def torch_train_step(model, batch: dict, torch, adam: str):
         opt.step()
         return loss
 
-    def same(t):
-        return t
-
-    def transpose(t):
-        return t.T
-
-    def n_part(t):  # GRU: rnnkit's b_hn is the n block of bias_hh
-        return t[2 * H :]
-
     # rnnkit's b is PyTorch's bias_ih (bias_hh starts at zero, but for GRU's n block);
     # PyTorch's bias_hh is an extra parameter that its Adam updates too
-    pairs = {"head.W": (lin_t.weight, transpose), "head.b": (lin_t.bias, same)}
-    for k in range(model.rnn.num_layers):
-        pairs[f"rnn.l{k}.W_x"] = (getattr(rnn_t, f"weight_ih_l{k}"), transpose)
-        pairs[f"rnn.l{k}.W_h"] = (getattr(rnn_t, f"weight_hh_l{k}"), transpose)
-        pairs[f"rnn.l{k}.b"] = (getattr(rnn_t, f"bias_ih_l{k}"), same)
-        if f"rnn.l{k}.b_hn" in model.params:
-            pairs[f"rnn.l{k}.b_hn"] = (getattr(rnn_t, f"bias_hh_l{k}"), n_part)
+    pairs = {"head.W": (lin_t.weight, lambda t: t.T), "head.b": (lin_t.bias, lambda t: t)}
+    pairs.update(torch_param_pairs(model.rnn, rnn_t, prefix="rnn."))
     return step, pairs
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30))
-
-
-SPLIT_DIFF: dict = {}  # configuration -> relative difference, timed step vs numpy engine
-
-
-class MismatchError(RuntimeError):
-    """rnnkit and PyTorch disagree: the timings would not compare equal work."""
 
 
 # --------------------------------------------------------------------------- train
 def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: bool = True):
-    """Return (rnnkit_step, torch_step) and, when rnnkit's compiled kernels are in use, the
-    rnnkit step on the numpy engine, after checking that they compute the same thing: one
-    step each from the same weights gives the same loss, gradients and parameters (and the
-    two rnnkit engines the same bits)."""
-    import rnnkit.compiled
+    """Return ([rnnkit_step, torch_step], None), or, when rnnkit's accelerated backend is
+    in use, ([rnnkit_step, torch_step, numpy_step], difference) with the rnnkit step on the
+    numpy engine, after checking that they compute the same thing: one step each from the
+    same weights gives the same loss, gradients and parameters (the two rnnkit engines to a
+    relative 1e-5: the difference returned is the largest one found)."""
+    import rnnkit.accelerated
     model, batch = make_model(cfg, seed)
     # the PyTorch copy first: rnnkit's step updates model.params in place
     torch_step, pairs = torch_train_step(model, batch, torch, adam)
@@ -422,11 +493,11 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
                             "(expected <= 1e-4)")
     if problems:
         raise MismatchError(f"{cfg.name}: rnnkit and PyTorch differ: " + "; ".join(problems))
-    if not numpy_engine or not rnnkit.compiled.enabled():
-        return rnnkit_step, torch_step
+    if not numpy_engine or not rnnkit.accelerated.enabled():
+        return [rnnkit_step, torch_step], None
 
     def numpy_step():
-        with rnnkit.compiled.disabled():
+        with rnnkit.accelerated.disabled():
             return rnnkit_step()
 
     # the two engines from the same state (the weights, Adam's moments and step count)
@@ -434,15 +505,8 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
     opt = rnnkit_step.opt
     opt_state = {k: {s: a.copy() for s, a in st.items()} for k, st in opt.state.items()}
     t = opt.t
-    def unsplit_step():
-        previous = rnnkit.compiled.set_threads(1)
-        try:
-            return rnnkit_step()
-        finally:
-            rnnkit.compiled.set_threads(previous)
-
     results = []
-    for step in (unsplit_step, numpy_step, rnnkit_step):
+    for step in (numpy_step, rnnkit_step):
         for k, v in saved.items():
             np.copyto(model.params[k], v)
         for k, st in opt_state.items():
@@ -452,19 +516,14 @@ def build_train(cfg: TrainConfig, torch, seed: int, adam: str, numpy_engine: boo
         stats, grads = step()
         results.append((stats["loss"], {k: g.copy() for k, g in grads.items()},
                         {k: v.copy() for k, v in model.params.items()}))
-    (la, ga, pa), (lb, gb, pb), (ls, gs, ps) = results
-    if la != lb or any(ga[k].tobytes() != gb[k].tobytes() or pa[k].tobytes() != pb[k].tobytes()
-                       for k in ga):
-        raise MismatchError(f"{cfg.name}: rnnkit's compiled kernels and numpy engine differ")
-    # the timed step may split an LSTM's batch across threads: the same up to the rounding
-    # of its recurrent products (rnnkit.compiled.set_threads)
-    diff = max([abs(ls - lb) / abs(lb)] + [rel_err(gs[k], gb[k]) for k in gb]
-               + [rel_err(ps[k], pb[k]) for k in pb])
-    if diff > 1e-5:
-        raise MismatchError(f"{cfg.name}: rnnkit's split LSTM and its numpy engine differ by "
-                            f"{diff:.1e} (relative)")
-    SPLIT_DIFF[cfg.name] = diff
-    return rnnkit_step, torch_step, numpy_step
+    (ln, gn, pn), (la, ga, pa) = results
+    # the accelerated backend agrees with the numpy engine to float32 rounding (not bits)
+    diff = max([abs(la - ln) / abs(ln)] + [rel_err(ga[k], gn[k]) for k in gn]
+               + [rel_err(pa[k], pn[k]) for k in pn])
+    if diff > ENGINE_RTOL:
+        raise MismatchError(f"{cfg.name}: rnnkit's accelerated backend and its numpy engine "
+                            f"differ by {diff:.1e} (relative; expected <= {ENGINE_RTOL:g})")
+    return [rnnkit_step, torch_step, numpy_step], diff
 
 
 def adam_kwargs(variant: str) -> str:
@@ -609,7 +668,7 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
     builds the model, the optimizer and the data, runs 1 + MEMORY_STEPS training steps and
     prints one JSON line with the peak. So the difference is everything the run needs
     (parameters, optimizer state, data, activations and gradients, reused buffers),
-    whenever it is allocated. The rnnkit run never imports torch, and loads its compiled
+    whenever it is allocated. The rnnkit run never imports torch, and loads its accelerated
     kernels (if numba is installed) before the baseline by one step of a tiny model; the
     PyTorch run also builds the rnnkit model it copies its weights from (4 bytes per
     parameter)."""
@@ -622,13 +681,17 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
 
         torch.set_num_threads(threads)
     else:
-        # load (or compile) the compiled kernels before the baseline, as the libraries are:
-        # one step of a tiny model of the same kind runs the same kernels
-        from rnnkit.cells import clear_workspace
+        # load (or compile) the accelerated kernels before the baseline, as the libraries
+        # are: one step of a tiny model of the same kind runs the same kernels; then drop the
+        # buffers the engine keeps for reuse, where it offers that, so that the run's own
+        # buffers count in its peak
+        import rnnkit.cells
 
         tiny = TrainConfig(cfg.kind, cfg.layers, 2, 3, 8)
         rnnkit_train_step(*make_model(tiny, seed))()
-        clear_workspace()
+        clear_workspace = getattr(rnnkit.cells, "clear_workspace", None)
+        if clear_workspace is not None:
+            clear_workspace()
     gc.collect()
     method = "clear_refs" if reset_peak_rss() else "ru_maxrss"
     before = proc_status_kib("VmRSS")
@@ -793,6 +856,21 @@ def time_interleaved(fns: list[Callable], reps: int, warmup: int) -> list[list[f
     return times
 
 
+def print_numpy_note(columns: str, what: str, diffs: list) -> None:
+    """What a table's numpy-engine columns hold, and how closely the timed accelerated
+    calls matched the numpy engine (diffs: one per row, None where it was not timed)."""
+    diffs = [d for d in diffs if d is not None]
+    if not diffs:
+        print(f"{columns}: not timed (rnnkit's timed calls run on its numpy engine, or "
+              "--no-numpy-engine)")
+        return
+    same = sum(d == 0 for d in diffs)
+    print(f"{columns}: the same rnnkit {what} with rnnkit.accelerated.disabled(), interleaved "
+          f"with the others; checked before timing against the accelerated {what}: identical "
+          f"in {same} of {len(diffs)} configurations, largest relative difference "
+          f"{max(diffs):.1e} (at most {ENGINE_RTOL:g} allowed)")
+
+
 def median(ts: list[float]) -> float:
     return statistics.median(ts)
 
@@ -805,14 +883,137 @@ def spread(ts: list[float]) -> float:
     return (q[2] - q[0]) / median(ts) * 100
 
 
+# --------------------------------------------------------------------------- tables
+def print_train_table(rows: list, adam: str, threads: int, where: str) -> None:
+    print("Training step: forward, linear output + softmax cross-entropy "
+          f"(V={V}, mean over B*T), backward, Adam (lr {LR:g}); torch.optim.Adam: {adam}")
+    print(f"measured on: {where}")
+    print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
+          f"products alone ({threads} threads, this machine); %GEMM = floor / step "
+          "time (100% = the step takes only the time of its matrix products)")
+    print_numpy_note("numpy ms / numpy ratio", "step", [row[-1] for row in rows])
+    head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
+            f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
+            f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
+            f"{'others':>8}")
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, tt, tn, oth, flops, floor, _ in rows:
+        mr, mt = median(tr), median(tt)
+        npy = (f"{median(tn) * 1e3:>10.2f}{median(tn) / mt:>13.2f}" if tn
+               else f"{'-':>10}{'-':>13}")
+        print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
+              f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}"
+              f"{flops / 1e9:>8.3f}{floor * 1e3:>10.2f}{floor / mr:>13.0%} "
+              f"{floor / mt:>12.0%} {pct(oth):>7}")
+    print()
+
+
+def print_memory_table(rows: list, where: str) -> None:
+    print(f"Peak memory of a training run: build, then {1 + MEMORY_STEPS} steps; each "
+          "library in a fresh process (the rnnkit one without torch)")
+    print(f"measured on: {where}")
+    methods = sorted({r["method"] for _, res in rows for r in res.values()})
+    if methods != ["clear_refs"]:
+        print("NOTE: the peak-RSS counter could not be reset (/proc/self/clear_refs): "
+              "peaks are ru_maxrss, the peak since the process started, model building "
+              "included")
+    print("run peak = highest RSS of the run minus the RSS after the imports (model, "
+          "optimizer, data, 1 + 3 steps); VmHWM = highest RSS of the process, libraries "
+          "included")
+    head = (f"{'config':<26}{'rnnkit run MiB':>17}{'torch run MiB':>16}{'ratio':>8}"
+            f"{'rnnkit VmHWM MiB':>18}{'torch VmHWM MiB':>17}{'ratio':>8}")
+    print(head)
+    print("-" * len(head))
+    for cfg, res in rows:
+        r, t = res["rnnkit"], res["torch"]
+        sr = (r["peak_kib"] - r["rss_before_kib"]) / 1024
+        st = (t["peak_kib"] - t["rss_before_kib"]) / 1024
+        ratio = f"{sr / st:.2f}" if st > 0 else "n/a"
+        print(f"{cfg.name:<26}{sr:>17.1f}{st:>16.1f}{ratio:>8}{r['peak_kib'] / 1024:>18.1f}"
+              f"{t['peak_kib'] / 1024:>17.1f}{r['peak_kib'] / t['peak_kib']:>8.2f}")
+    print()
+
+
+def _timing_columns(tr, tt, tn, unit: float, width: int, digits: int) -> str:
+    """rnnkit, spread, torch, spread, ratio, min ratio, numpy, numpy ratio (rnnkit's numpy
+    engine / torch; '-' when it was not timed), times in 1/unit seconds."""
+    mr, mt = median(tr), median(tt)
+    npy = (f"{median(tn) * unit:>{width}.{digits}f}{median(tn) / mt:>13.2f}" if tn
+           else f"{'-':>{width}}{'-':>13}")
+    return (f"{mr * unit:>{width + 1}.{digits}f}{spread(tr):>7.0f}%"
+            f"{mt * unit:>{width + 1}.{digits}f}{spread(tt):>7.0f}%"
+            f"{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}")
+
+
+def _timing_head(unit: str, width: int) -> str:
+    return (f"{'rnnkit ' + unit:>{width + 1}}{'spread':>8}{'torch ' + unit:>{width + 1}}"
+            f"{'spread':>8}{'ratio':>8}{'min ratio':>11}{'numpy ' + unit:>{width}}"
+            f"{'numpy ratio':>13}")
+
+
+def print_layer_table(rows: list, where: str) -> None:
+    print("Recurrent layer alone, dense float32 inputs (D = H): forward + backward with the "
+          "input gradient, one pass over the batch")
+    print(f"measured on: {where}")
+    print("rnnkit: out, _, cache = layer.forward(x); dx, _, grads = layer.backward(dout, "
+          "cache); torch: out, _ = m(x) (batch_first, x.requires_grad_(True)), "
+          "out.backward(dout)")
+    print_numpy_note("numpy ms / numpy ratio", "pass", [row[-1] for row in rows])
+    head = f"{'config':<26}{_timing_head('ms', 10)}{'others':>8}"
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, tt, tn, oth, _ in rows:
+        print(f"{cfg.name:<26}{_timing_columns(tr, tt, tn, 1e3, 10, 2)}{pct(oth):>8}")
+    print()
+
+
+def print_step_table(rows: list, where: str) -> None:
+    calls = sorted({cfg.calls for cfg, *_ in rows})
+    print("One LSTM time step per call with carried state, batch 1, x (1, 1, H); time per "
+          f"call over {'/'.join(map(str, calls))} consecutive calls")
+    print(f"measured on: {where}")
+    print("rnnkit: out, state, _ = lstm.forward(x, state) (lstm.eval()); torch: out, state = "
+          "m(x, state) under torch.inference_mode()")
+    print_numpy_note("numpy us / numpy ratio", "calls", [row[-1] for row in rows])
+    head = f"{'config':<20}{_timing_head('us', 10)}{'others':>8}"
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, tt, tn, oth, _ in rows:
+        n = cfg.calls
+        per = [[t / n for t in ts] if ts else ts for ts in (tr, tt, tn)]
+        print(f"{cfg.name:<20}{_timing_columns(*per, 1e6, 10, 1)}{pct(oth):>8}")
+    print()
+
+
+def print_gen_table(rows: list, where: str) -> None:
+    print("Generation, batch 1, time per character (one-hot in, step, output layer, "
+          "softmax, sample)")
+    print(f"measured on: {where}")
+    print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
+          "both under torch.inference_mode()")
+    head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
+            f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}{'others':>8}")
+    print(head)
+    print("-" * len(head))
+    for cfg, tr, ta, tb, oth in rows:
+        n = cfg.chars
+        mr, ma, mb = median(tr) / n, median(ta) / n, median(tb) / n
+        sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}%"
+        print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}"
+              f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}{pct(oth):>8}")
+    print()
+
+
 # --------------------------------------------------------------------------- main
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Time rnnkit against PyTorch (CPU) side by side: full training steps of "
         "a character model (forward, softmax cross-entropy over 65 symbols, backward, Adam) "
-        "with their share of this machine's matrix-product throughput, the peak memory of "
-        "training, and character-by-character generation. Prints rnnkit/PyTorch ratios "
-        "(< 1: rnnkit is faster or smaller).",
+        "with their share of this machine's matrix-product throughput, the recurrent layer "
+        "alone (forward + backward with dense inputs), the peak memory of training, "
+        "single LSTM steps with carried state, and character-by-character generation. "
+        "Prints rnnkit/PyTorch ratios (< 1: rnnkit is faster or smaller).",
         epilog="Run with OpenBLAS tuning variables unset for this command only: "
         "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py",
     )
@@ -821,7 +1022,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     f"memory of {MEMORY_QUICK.name}")
     ap.add_argument("--only", nargs="+", metavar="PATTERN",
                     help="time only the configurations whose name matches a glob pattern "
-                    "(e.g. 'train/lstm*' 'gen/*') or contains a plain string (e.g. 256); "
+                    "(e.g. 'train/lstm*' 'layer/*' 'step/*' 'gen/*') or contains a plain "
+                    "string (e.g. 256); "
                     "no memory measurement unless --memory is given; see --list")
     ap.add_argument("--memory", nargs="*", metavar="PATTERN",
                     help="measure the peak memory of training (each library in a fresh "
@@ -842,8 +1044,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--gen-chars", type=int, default=None,
                     help="characters generated per timed generation repetition "
                     "(default 200, or 30 with --quick)")
+    ap.add_argument("--step-calls", type=int, default=None,
+                    help="consecutive one-step LSTM calls per timed repetition of the step "
+                    "table (default 200, or 30 with --quick)")
     ap.add_argument("--threads", type=int, default=2,
-                    help="threads for both numpy's BLAS and PyTorch (default 2)")
+                    help="threads for both numpy's BLAS (set with threadpoolctl) and PyTorch "
+                    "(torch.set_num_threads) (default 2)")
     ap.add_argument("--torch-adam", choices=("auto", *TORCH_ADAM), default="auto",
                     help="torch.optim.Adam variant of the PyTorch step: 'default' (foreach "
                     "and fused unset: the per-parameter loop on CPU), 'foreach' "
@@ -851,8 +1057,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     f"of the three, timed at startup on the parameters of "
                     f"{ADAM_CHOICE_CONFIG.name}")
     ap.add_argument("--no-numpy-engine", action="store_true",
-                    help="do not time rnnkit's numpy engine beside its compiled kernels "
-                    "(the 'numpy ms' column; it is timed by default when numba is installed)")
+                    help="do not time rnnkit's numpy engine beside its accelerated backend "
+                    "(the 'numpy ms' column; it is timed by default when the backend is "
+                    "available, i.e. numba is installed)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights, data and sampling (default 0)")
     ap.add_argument("--_memory-child", nargs=2, metavar=("LIB", "CONFIG"), dest="memory_child",
@@ -865,7 +1072,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.warmup = 2
     if args.gen_chars is None:
         args.gen_chars = 30 if args.quick else 200
-    for name in ("reps", "gen_chars", "threads"):
+    if args.step_calls is None:
+        args.step_calls = 30 if args.quick else 200
+    for name in ("reps", "gen_chars", "step_calls", "threads"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -906,7 +1115,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.memory_child:
         return memory_child(*args.memory_child, args.threads, args.seed, args.torch_adam)
-    every = (quick_configs if args.quick else full_configs)(args.gen_chars)
+    every = (quick_configs if args.quick else full_configs)(args.gen_chars, args.step_calls)
     mem_cfgs = memory_configs(args, [c for c in every if isinstance(c, TrainConfig)])
     # with --memory alone, only memory is measured
     cfgs = [] if args.memory is not None and not args.only else select(every, args.only)
@@ -938,8 +1147,10 @@ def main(argv=None) -> int:
 
     print("rnnkit vs PyTorch (CPU), float32; ratio = rnnkit / torch (< 1: rnnkit faster or "
           "smaller)")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores; {platform.system()} "
-          f"{platform.release()}; Python {platform.python_version()}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores ({platform.machine()}); "
+          f"{platform.system()} {platform.release()}; Python {platform.python_version()}")
+    print(f"CPU vector extensions: {describe_extensions(long=True)}")
+    print(f"numpy BLAS kernel: {blas_kernel(blas)} (threadpoolctl's architecture)")
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, "
           f"rnnkit {rnnkit.__version__} ({Path(rnnkit.__file__).parent})")
     print(f"numpy BLAS (threadpoolctl): {describe_blas(blas)}")
@@ -983,7 +1194,7 @@ def main(argv=None) -> int:
     print(flush=True)
 
     whole_run = OtherLoad()
-    train_rows, gen_rows, mem_rows = [], [], []
+    train_rows, layer_rows, step_rows, gen_rows, mem_rows = [], [], [], [], []
     gemm = GemmTimer(args.seed)
     try:
         for cfg in cfgs:
@@ -991,13 +1202,20 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             other = OtherLoad()
             if isinstance(cfg, TrainConfig):
-                fns = build_train(cfg, torch, args.seed, adam, not args.no_numpy_engine)
-                tr, tt, *tn = time_interleaved(list(fns), args.reps, args.warmup)
+                fns, diff = build_train(cfg, torch, args.seed, adam, not args.no_numpy_engine)
+                tr, tt, *tn = time_interleaved(fns, args.reps, args.warmup)
                 del fns
                 products = gemm_products(cfg)
                 floor = gemm.floor(products)  # after the steps: the noise check covers both
                 train_rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(),
-                                   step_flops(products), floor))
+                                   step_flops(products), floor, diff))
+            elif isinstance(cfg, (LayerConfig, StepConfig)):
+                build = build_layer if isinstance(cfg, LayerConfig) else build_step
+                fns, diff = build(cfg, torch, args.seed, not args.no_numpy_engine)
+                tr, tt, *tn = time_interleaved(fns, args.reps, args.warmup)
+                del fns
+                rows = layer_rows if isinstance(cfg, LayerConfig) else step_rows
+                rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(), diff))
             else:
                 fns = build_gen(cfg, torch, args.seed)
                 tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
@@ -1014,75 +1232,17 @@ def main(argv=None) -> int:
         return 1
     print()
 
+    where = machine_summary(blas, args.threads)
     if train_rows:
-        print("Training step: forward, linear output + softmax cross-entropy "
-              f"(V={V}, mean over B*T), backward, Adam (lr {LR:g}); torch.optim.Adam: {adam}")
-        print(f"GFLOP = matrix products of one step; floor = numpy float32 time of those "
-              f"products alone ({args.threads} threads, this machine); %GEMM = floor / step "
-              "time (100% = the step takes only the time of its matrix products)")
-        print("numpy ms / numpy ratio: the same rnnkit step on its numpy engine "
-              "(rnnkit.compiled disabled; the same bits as the compiled step with "
-              "rnnkit.compiled.set_threads(1)), interleaved with the others")
-        if SPLIT_DIFF:
-            same = sum(d == 0 for d in SPLIT_DIFF.values())
-            print(f"the timed compiled step (LSTM batch split across "
-                  f"{rnnkit.compiled.threads()} threads where it applies) vs the numpy "
-                  f"engine: the same bits in {same} of {len(SPLIT_DIFF)} configurations, "
-                  f"largest relative difference {max(SPLIT_DIFF.values()):.1e}")
-        head = (f"{'config':<26}{'rnnkit ms':>11}{'spread':>8}{'torch ms':>11}{'spread':>8}"
-                f"{'ratio':>8}{'min ratio':>11}{'numpy ms':>10}{'numpy ratio':>13}"
-                f"{'GFLOP':>8}{'floor ms':>10}{'rnnkit %GEMM':>14}{'torch %GEMM':>13}"
-                f"{'others':>8}")
-        print(head)
-        print("-" * len(head))
-        for cfg, tr, tt, tn, oth, flops, floor in train_rows:
-            mr, mt = median(tr), median(tt)
-            npy = (f"{median(tn) * 1e3:>10.2f}{median(tn) / mt:>13.2f}" if tn
-                   else f"{'-':>10}{'-':>13}")
-            print(f"{cfg.name:<26}{mr * 1e3:>11.2f}{spread(tr):>7.0f}%{mt * 1e3:>11.2f}"
-                  f"{spread(tt):>7.0f}%{mr / mt:>8.2f}{min(tr) / min(tt):>11.2f}{npy}"
-                  f"{flops / 1e9:>8.3f}{floor * 1e3:>10.2f}{floor / mr:>13.0%} "
-                  f"{floor / mt:>12.0%} {pct(oth):>7}")
-        print()
+        print_train_table(train_rows, adam, args.threads, where)
+    if layer_rows:
+        print_layer_table(layer_rows, where)
     if mem_rows:
-        print(f"Peak memory of a training run: build, then {1 + MEMORY_STEPS} steps; each "
-              "library in a fresh process (the rnnkit one without torch)")
-        methods = sorted({r["method"] for _, res in mem_rows for r in res.values()})
-        if methods != ["clear_refs"]:
-            print("NOTE: the peak-RSS counter could not be reset (/proc/self/clear_refs): "
-                  "peaks are ru_maxrss, the peak since the process started, model building "
-                  "included")
-        print("run peak = highest RSS of the run minus the RSS after the imports (model, "
-              "optimizer, data, 1 + 3 steps); VmHWM = highest RSS of the process, libraries "
-              "included")
-        head = (f"{'config':<26}{'rnnkit run MiB':>17}{'torch run MiB':>16}{'ratio':>8}"
-                f"{'rnnkit VmHWM MiB':>18}{'torch VmHWM MiB':>17}{'ratio':>8}")
-        print(head)
-        print("-" * len(head))
-        for cfg, res in mem_rows:
-            r, t = res["rnnkit"], res["torch"]
-            sr = (r["peak_kib"] - r["rss_before_kib"]) / 1024
-            st = (t["peak_kib"] - t["rss_before_kib"]) / 1024
-            ratio = f"{sr / st:.2f}" if st > 0 else "n/a"
-            print(f"{cfg.name:<26}{sr:>17.1f}{st:>16.1f}{ratio:>8}{r['peak_kib'] / 1024:>18.1f}"
-                  f"{t['peak_kib'] / 1024:>17.1f}{r['peak_kib'] / t['peak_kib']:>8.2f}")
-        print()
+        print_memory_table(mem_rows, where)
+    if step_rows:
+        print_step_table(step_rows, where)
     if gen_rows:
-        print("Generation, batch 1, time per character (one-hot in, step, output layer, "
-              "softmax, sample)")
-        print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
-              "both under torch.inference_mode()")
-        head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
-                f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}{'others':>8}")
-        print(head)
-        print("-" * len(head))
-        for cfg, tr, ta, tb, oth in gen_rows:
-            n = cfg.chars
-            mr, ma, mb = median(tr) / n, median(ta) / n, median(tb) / n
-            sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}%"
-            print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}"
-                  f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}{pct(oth):>8}")
-        print()
+        print_gen_table(gen_rows, where)
     share = whole_run.share()
     print(f"other processes used {pct(share)} of the CPUs during the run "
           f"(column 'others': per configuration)")
