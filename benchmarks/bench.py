@@ -25,7 +25,7 @@ What is measured (float32, both libraries on the same number of threads):
   (1, 1, H), per call (``_layer_bench.py``).
 * **gen**: generating characters one at a time with batch 1: feed the previous character
   (one-hot), one recurrent step, output layer, softmax, sample. rnnkit uses
-  ``LanguageModel.stepper()``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
+  ``LanguageModel.step``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
   carried state and (b) a loop of ``nn.LSTMCell`` (stacked for 2 layers), both under
   ``torch.inference_mode()``.
 
@@ -685,13 +685,11 @@ def memory_child(lib: str, name: str, threads: int, seed: int, adam: str) -> int
         # are: one step of a tiny model of the same kind runs the same kernels; then drop the
         # buffers the engine keeps for reuse, where it offers that, so that the run's own
         # buffers count in its peak
-        import rnnkit.cells
+        from rnnkit import _workspace
 
         tiny = TrainConfig(cfg.kind, cfg.layers, 2, 3, 8)
         rnnkit_train_step(*make_model(tiny, seed))()
-        clear_workspace = getattr(rnnkit.cells, "clear_workspace", None)
-        if clear_workspace is not None:
-            clear_workspace()
+        _workspace.clear()
     gc.collect()
     method = "clear_refs" if reset_peak_rss() else "ru_maxrss"
     before = proc_status_kib("VmRSS")
@@ -750,7 +748,7 @@ def build_gen(cfg: GenConfig, torch, seed: int):
             p[...] = rng.uniform(-0.1, 0.1, p.shape).astype(np.float32)
     layer = model.rnn
     W_y, b_y = model.head.params["W"], model.head.params["b"]
-    step = model.stepper()  # rnnkit's generation step: weights prepared once
+    step = model.step  # rnnkit's generation step (the one LanguageModel.generate runs)
 
     # PyTorch (a): nn.LSTM with carried state; (b): stacked nn.LSTMCell
     lstm_t = to_torch(layer).eval()

@@ -102,7 +102,7 @@ def rnn_backward(dh_next, dh_out, h, W_h, da, dh_in, relu: bool = False) -> None
 
 
 # --------------------------------------------------------------------------- LSTM
-def lstm_forward(a, h_in, c_prev, W_h, rec, c, tanh_c, h) -> None:
+def lstm_forward(a, h_in, c_prev, W_h, rec, c, h) -> None:
     """One step of the LSTM (Hochreiter & Schmidhuber 1997, with a forget gate)::
 
         [a_i, a_f, a_g, a_o] = xw + h_in @ W_h           pre-activations of the gates
@@ -112,7 +112,7 @@ def lstm_forward(a, h_in, c_prev, W_h, rec, c, tanh_c, h) -> None:
 
     a (B, 4H) holds xw = x_t @ W_x + b on entry and the activated gates [i, f, g, o] on
     return (the backward step needs them). h_in, c_prev (B, H); W_h (H, 4H); rec (B, 4H)
-    scratch for the product. Writes c, tanh_c = tanh(c) and h (B, H).
+    scratch for the product. Writes c and h (B, H).
     """
     np.matmul(h_in, W_h, out=rec)
     a += rec
@@ -123,11 +123,10 @@ def lstm_forward(a, h_in, c_prev, W_h, rec, c, tanh_c, h) -> None:
     sigmoid(o, out=o)
     np.multiply(f, c_prev, out=c)
     c += i * g
-    np.tanh(c, out=tanh_c)
-    np.multiply(o, tanh_c, out=h)
+    np.multiply(o, np.tanh(c), out=h)
 
 
-def lstm_backward(dh_next, dh_out, dc, a, c_prev, tanh_c, W_h, da, dh_in) -> None:
+def lstm_backward(dh_next, dh_out, dc, a, c_prev, c, W_h, da, dh_in) -> None:
     """The gradients of one LSTM step (``s' = s (1 - s)``, ``tanh' = 1 - tanh^2``)::
 
         dh = dh_next + dh_out
@@ -140,10 +139,13 @@ def lstm_backward(dh_next, dh_out, dc, a, c_prev, tanh_c, W_h, da, dh_in) -> Non
         dh_in = [di, df, dg, do] @ W_h.T
 
     dh_next (B, H), overwritten; dh_out (B, H) or None; dc (B, H) the gradient of c_t on
-    entry, of c_{t-1} on return; a (B, 4H) the activated gates [i, f, g, o]; c_prev, tanh_c
-    (B, H); W_h (H, 4H). Writes da = [di, df, dg, do] (B, 4H) and dh_in (B, H).
+    entry, of c_{t-1} on return; a (B, 4H) the activated gates [i, f, g, o]; c_prev, c
+    (B, H) the cell states before and after the step (tanh(c) is taken again: storing it
+    for every step costs more memory traffic than the tanh); W_h (H, 4H). Writes da =
+    [di, df, dg, do] (B, 4H) and dh_in (B, H).
     """
     dh = _dh(dh_next, dh_out)
+    tanh_c = np.tanh(c)
     i, f, g, o = gates(a, 4)
     di, df, dg, do = gates(da, 4)
     np.multiply(dh * tanh_c, o * (1 - o), out=do)

@@ -5,8 +5,8 @@ of every step that :func:`backward` needs for backpropagation through time; :fun
 runs one step for inference (no trace). The equations are those of :mod:`rnnkit.cells`;
 this module only arranges the work around them:
 
-* the input side ``x_t @ W_x + b`` of all T steps is **one product** (one-hot inputs: a row
-  look-up of ``W_x + b``), formed before the first step;
+* the input side ``x_t @ W_x + b`` of all T steps is **one product**, formed before the
+  first step (one-hot inputs: a row look-up of ``W_x + b``, step by step);
 * each step then makes **one recurrent product** (the GRU's reset-before form, two) inside
   its step function, into arrays allocated once per call and reused at every step; the
   arrays of all steps come from the workspace (:mod:`rnnkit._workspace`), which hands out
@@ -49,8 +49,8 @@ class Trace:
     kind, params (the arrays used, by name), nonlinearity (RNN), reset_after (GRU);
     x (T, B, D) the input or None, with ids (T, B) for one-hot inputs; mask (T, B) bool or
     None; rec_mask (B, H) or None. hs (T+1, B, H) the states; acts (T, B, G*H): LSTM and
-    GRU the activated gates, RNN the input projection; LSTM cs (T+1, B, H) the cells and
-    tanh_c (T, B, H); GRU hn (T, B, H) (see :func:`rnnkit.cells.gru_forward`).
+    GRU the activated gates, RNN the input projection; LSTM cs (T+1, B, H) the cells; GRU
+    hn (T, B, H) (see :func:`rnnkit.cells.gru_forward`).
     """
 
     kind: str
@@ -64,7 +64,6 @@ class Trace:
     nonlinearity: str = "tanh"
     reset_after: bool = True
     cs: np.ndarray | None = None
-    tanh_c: np.ndarray | None = None
     hn: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
@@ -96,7 +95,7 @@ def input_projection(params: dict, x: np.ndarray | None, ids: np.ndarray | None,
         out = empty((x if x is not None else ids).shape[:2] + (GH,), W_x.dtype)
     if x is None:
         Wb = W_x if b is None else W_x + b
-        return np.take(Wb, ids, axis=0, out=out)
+        return np.take(Wb, ids, axis=0, out=out, mode="clip")  # ids were checked
     T, B, D = x.shape
     xw = np.matmul(x.reshape(T * B, D), W_x, out=out.reshape(T * B, GH)).reshape(T, B, GH)
     if b is not None:
@@ -117,23 +116,31 @@ def forward(kind: str, params: dict, x: np.ndarray | None, h0: np.ndarray,
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    xw = input_projection(params, x, ids)
+    H, GH = params["W_h"].shape
+    dt = params["W_h"].dtype
+    if ids is None:
+        xw = input_projection(params, x, None)
+    else:  # one-hot: filled step by step, below
+        xw = empty(ids.shape + (GH,), dt)
+        Wb = params["W_x"] if params.get("b") is None else params["W_x"] + params["b"]
     T, B = xw.shape[:2]
-    H = params["W_h"].shape[0]
-    dt = xw.dtype
     hs = empty((T + 1, B, H), dt)
     hs[0] = h0
     tr = Trace(kind, params, x, ids, hs, xw, mask, rec_mask, nonlinearity, reset_after)
     if kind == "lstm":
         tr.cs = empty((T + 1, B, H), dt)
         tr.cs[0] = c0
-        tr.tanh_c = empty((T, B, H), dt)
     elif kind == "gru":
         tr.hn = empty((T, B, H), dt)
     ops = _ops(dt)
     rec = np.empty(xw.shape[1:], dtype=dt)  # the recurrent product of one step
     h_in = np.empty((B, H), dtype=dt) if rec_mask is not None else None
     for t in range(T):
+        if ids is not None:
+            # the rows of W_x + b for step t, looked up just before the step reads them
+            # (all steps at once would write the whole (T, B, G*H) array to memory and
+            # read it back: 7 of 77 ms of an LSTM training step at (32, 100, 256))
+            np.take(Wb, ids[t], axis=0, out=xw[t], mode="clip")  # ids were checked
         if rec_mask is None:
             hp = hs[t]
         else:
@@ -148,8 +155,7 @@ def _forward_step(ops, tr: Trace, t: int, h_in: np.ndarray, rec: np.ndarray) -> 
     """Step t of the forward: the cell's step function on the trace's arrays."""
     p, hs = tr.params, tr.hs
     if tr.kind == "lstm":
-        ops.lstm_forward(tr.acts[t], h_in, tr.cs[t], p["W_h"], rec, tr.cs[t + 1],
-                         tr.tanh_c[t], hs[t + 1])
+        ops.lstm_forward(tr.acts[t], h_in, tr.cs[t], p["W_h"], rec, tr.cs[t + 1], hs[t + 1])
     elif tr.kind == "gru":
         ops.gru_forward(tr.acts[t], hs[t], h_in, p["W_h"], p.get("b_hn"), rec, tr.hn[t],
                         hs[t + 1], tr.reset_after)
@@ -181,8 +187,8 @@ def step(kind: str, params: dict, x: np.ndarray | None, h: np.ndarray,
     h_new = np.empty_like(h)
     rec = np.empty_like(xw)
     if kind == "lstm":
-        c_new, tanh_c = np.empty_like(h), np.empty_like(h)
-        ops.lstm_forward(xw, h, c, W_h, rec, c_new, tanh_c, h_new)
+        c_new = np.empty_like(h)
+        ops.lstm_forward(xw, h, c, W_h, rec, c_new, h_new)
         return h_new, c_new
     if kind == "gru":
         ops.gru_forward(xw, h, h, W_h, params.get("b_hn"), rec, np.empty_like(h), h_new,
@@ -257,8 +263,7 @@ def _backward_step(ops, tr: Trace, t: int, W_h, dh, dh_out, dc, da, drec, dh_in)
     hs = tr.hs
     h_in = hs[t] if tr.rec_mask is None else hs[t] * tr.rec_mask
     if tr.kind == "lstm":
-        ops.lstm_backward(dh, dh_out, dc, tr.acts[t], tr.cs[t], tr.tanh_c[t], W_h, da,
-                          dh_in)
+        ops.lstm_backward(dh, dh_out, dc, tr.acts[t], tr.cs[t], tr.cs[t + 1], W_h, da, dh_in)
     elif tr.kind == "gru":
         ops.gru_backward(dh, dh_out, tr.acts[t], hs[t], h_in, tr.hn[t], W_h, da, drec,
                          dh_in, tr.reset_after)

@@ -123,16 +123,16 @@ def rnn_backward(dh, dh_out, h, da, relu):
 
 # --------------------------------------------------------------------------- LSTM
 @njit(**_JIT)
-def lstm_forward(a, rec, c_prev, c, tanh_c, h):
+def lstm_forward(a, rec, c_prev, c, h):
     """a += rec, then the gates i, f, g, o activated in place, c = f * c_prev + i * g,
-    tanh_c = tanh(c), h = o * tanh_c. a, rec (B, 4H); the others (B, H)."""
+    h = o * tanh(c). a, rec (B, 4H); the others (B, H)."""
     B, H = h.shape
     half = h.dtype.type(0.5)
     for b in range(B):
         ar, rr = a[b], rec[b]
         ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
         ri, rf, rg, ro = rr[:H], rr[H : 2 * H], rr[2 * H : 3 * H], rr[3 * H :]
-        cp, cb, tb, hb = c_prev[b], c[b], tanh_c[b], h[b]
+        cp, cb, hb = c_prev[b], c[b], h[b]
         for j in range(H):
             i = _sigmoid(ai[j] + ri[j], half)
             f = _sigmoid(af[j] + rf[j], half)
@@ -140,12 +140,11 @@ def lstm_forward(a, rec, c_prev, c, tanh_c, h):
             o = _sigmoid(ao[j] + ro[j], half)
             ai[j], af[j], ag[j], ao[j] = i, f, g, o
             cv = f * cp[j] + i * g
-            tc = tanh(cv)
-            cb[j], tb[j], hb[j] = cv, tc, o * tc
+            cb[j], hb[j] = cv, o * tanh(cv)
 
 
 @njit(**_JIT)
-def lstm_backward(dh, dh_out, dc, a, c_prev, tanh_c, da):
+def lstm_backward(dh, dh_out, dc, a, c_prev, c, da):
     """The element-wise part of :func:`rnnkit.cells.lstm_backward`: dh += dh_out, da =
     [di, df, dg, do], dc becomes dc * f. a, da (B, 4H); the others (B, H)."""
     B, H = dh.shape
@@ -154,13 +153,13 @@ def lstm_backward(dh, dh_out, dc, a, c_prev, tanh_c, da):
         ar, dr = a[b], da[b]
         ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
         di, df, dg, do = dr[:H], dr[H : 2 * H], dr[2 * H : 3 * H], dr[3 * H :]
-        dhb, dcb, cp, tb = dh[b], dc[b], c_prev[b], tanh_c[b]
+        dhb, dcb, cp, cb = dh[b], dc[b], c_prev[b], c[b]
         if dh_out is not None:
             ob = dh_out[b]
             for j in range(H):
                 dhb[j] += ob[j]
         for j in range(H):
-            i, f, g, o, tc, g_h = ai[j], af[j], ag[j], ao[j], tb[j], dhb[j]
+            i, f, g, o, tc, g_h = ai[j], af[j], ag[j], ao[j], tanh(cb[j]), dhb[j]
             g_c = dcb[j] + g_h * o * (one - tc * tc)
             do[j] = g_h * tc * (o * (one - o))
             di[j] = g_c * g * (i * (one - i))

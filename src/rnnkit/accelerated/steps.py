@@ -27,15 +27,15 @@ def rnn_backward(dh_next, dh_out, h, W_h, da, dh_in, relu: bool = False) -> None
     np.matmul(da, W_h.T, out=dh_in)
 
 
-def lstm_forward(a, h_in, c_prev, W_h, rec, c, tanh_c, h) -> None:
+def lstm_forward(a, h_in, c_prev, W_h, rec, c, h) -> None:
     """:func:`rnnkit.cells.lstm_forward`."""
     np.matmul(h_in, W_h, out=rec)
-    _k.lstm_forward(a, rec, c_prev, c, tanh_c, h)
+    _k.lstm_forward(a, rec, c_prev, c, h)
 
 
-def lstm_backward(dh_next, dh_out, dc, a, c_prev, tanh_c, W_h, da, dh_in) -> None:
+def lstm_backward(dh_next, dh_out, dc, a, c_prev, c, W_h, da, dh_in) -> None:
     """:func:`rnnkit.cells.lstm_backward`."""
-    _k.lstm_backward(dh_next, dh_out, dc, a, c_prev, tanh_c, da)
+    _k.lstm_backward(dh_next, dh_out, dc, a, c_prev, c, da)
     np.matmul(da, W_h.T, out=dh_in)
 
 
