@@ -112,7 +112,9 @@ def check_ids(ids, name: str, vocab_size: int, ndim: int | None = None) -> np.nd
         raise TypeError(f"{name} must be an integer array of token ids, got dtype {ids.dtype}")
     if ndim is not None and ids.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {shape_str(ids.shape)}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+    lo, hi = (ids.flat[0], ids.flat[0]) if ids.size == 1 else (
+        (ids.min(), ids.max()) if ids.size else (0, 0))
+    if lo < 0 or hi >= vocab_size:
         bad = ids[(ids < 0) | (ids >= vocab_size)][0]
         raise ValueError(f"{name} holds id {bad}, outside the vocabulary [0, {vocab_size})")
     return ids.astype(np.intp, copy=False)

@@ -149,8 +149,10 @@ class Recurrent:
         return names
 
     def _direction_params(self, prefix: str) -> dict:
-        p = self.params
-        return {k[len(prefix):]: v for k, v in p.items() if k.startswith(prefix)}
+        """The parameters of one direction (prefix ``l{k}.`` or ``l{k}_reverse.``) by their
+        names in :mod:`rnnkit.cells` (``W_x``, ``W_h``, ...)."""
+        n = len(prefix)
+        return {k[n:]: v for k, v in self.params.items() if k[:n] == prefix}
 
     def _extra_config(self) -> dict:
         return {}
@@ -220,8 +222,9 @@ class Recurrent:
         return (h, h.copy()) if self.kind == "lstm" else h
 
     # ------------------------------------------------------------------ checks
-    def _check_state(self, state, B: int, name: str = "state"):
-        """Return (h0, c0 or None) as (L*dirs, B, H) arrays of the layer's dtype."""
+    def _check_state(self, state, B: int, name: str = "state", finite: bool = True):
+        """Return (h0, c0 or None) as (L*dirs, B, H) arrays of the layer's dtype (finite:
+        also check that they hold no NaN or inf)."""
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         if self.kind == "lstm":
             if not isinstance(state, (tuple, list)) or len(state) != 2:
@@ -229,13 +232,13 @@ class Recurrent:
                     f"{name} of an LSTM must be a pair (h, c) of arrays {shape_str(shape)}, "
                     f"got {type(state).__name__}"
                 )
-            h = check_array(state[0], f"{name}[0] (h)", shape, self.dtype)
-            c = check_array(state[1], f"{name}[1] (c)", shape, self.dtype)
+            h = check_array(state[0], f"{name}[0] (h)", shape, self.dtype, finite)
+            c = check_array(state[1], f"{name}[1] (c)", shape, self.dtype, finite)
             return h, c
         if isinstance(state, (tuple, list)):
             raise TypeError(f"{name} of a {self.kind.upper()} is one array {shape_str(shape)}, "
                             f"got a {type(state).__name__}")
-        return check_array(state, name, shape, self.dtype), None
+        return check_array(state, name, shape, self.dtype, finite), None
 
     def _check_mask(self, mask, lengths, B: int, T: int):
         """Return the mask as (T, B) bool (time-major) or None."""
@@ -391,8 +394,8 @@ class Recurrent:
             B = x.shape[0]
         if state is None:
             h, c = self._initial_state(B)
-        else:
-            h, c = self._check_state(state, B)
+        else:  # shape and dtype: a state is carried from call to call (no scan for NaN)
+            h, c = self._check_state(state, B, finite=False)
         h_new = np.empty_like(h)
         c_new = None if c is None else np.empty_like(c)
         opts = self._kernel_options()

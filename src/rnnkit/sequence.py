@@ -180,8 +180,12 @@ def step(kind: str, params: dict, x: np.ndarray | None, h: np.ndarray,
     x (B, D), or None and ids (B,) for one-hot inputs; h, c (B, H) the state (c LSTM
     only). Returns the new h and c (B, H) (c None but for the LSTM).
     """
-    xw = input_projection(params, None if x is None else x[None], None if ids is None
-                          else ids[None])[0]
+    if x is None:  # one-hot: the rows of W_x + b
+        xw = params["W_x"][ids]
+        if params.get("b") is not None:
+            xw += params["b"]
+    else:
+        xw = input_projection(params, x[None], None)[0]
     ops = _ops(xw.dtype)
     W_h = params["W_h"]
     h_new = np.empty_like(h)
@@ -299,7 +303,9 @@ def weight_gradients(tr: Trace, dG: np.ndarray, drec: np.ndarray | None) -> dict
     else:
         grads["W_h"] = h_in.T @ dG2
     if tr.params.get("b") is not None:
-        grads["b"] = dG2.sum(axis=0)
+        # one-hot: every position adds its row of dG to exactly one row of dW_x, so the
+        # rows of dW_x sum to the sum of dG (a pass over D rows instead of T*B)
+        grads["b"] = (grads["W_x"] if tr.x is None else dG2).sum(axis=0)
     return grads
 
 
