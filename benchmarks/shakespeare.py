@@ -73,11 +73,7 @@ def build_rnnkit(args, V):
 
 
 def run_rnnkit(args):
-    import rnnkit.compiled
-
     from rnnkit.optim import Adam, clip_by_global_norm
-
-    rnnkit.compiled.set_threads(args.threads)  # the LSTM's batch split: no more threads
 
     vocab, train, val, np = data(args)
     model = build_rnnkit(args, len(vocab))
