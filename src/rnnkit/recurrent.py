@@ -401,11 +401,9 @@ class Recurrent:
         opts = self._kernel_options()
         inp = None if ids is not None else x  # the input of layer k
         for k in range(self.num_layers):
-            p = self._direction_params(f"l{k}.")
-            h_new[k], ck = sequence.step(self.kind, p, inp, h[k], None if c is None else c[k],
-                                         ids=ids if k == 0 else None, **opts)
-            if ck is not None:
-                c_new[k] = ck
+            sequence.step(self.kind, self._direction_params(f"l{k}."), inp, h[k],
+                          None if c is None else c[k], h_new[k],
+                          None if c is None else c_new[k], ids if k == 0 else None, **opts)
             inp = h_new[k]
         return h_new[-1], ((h_new, c_new) if c is not None else h_new)
 

@@ -173,33 +173,27 @@ def _carry(tr: Trace, t: int, valid: np.ndarray) -> None:
 
 # --------------------------------------------------------------------------- one step
 def step(kind: str, params: dict, x: np.ndarray | None, h: np.ndarray,
-         c: np.ndarray | None = None, ids: np.ndarray | None = None,
-         nonlinearity: str = "tanh", reset_after: bool = True):
+         c: np.ndarray | None, h_new: np.ndarray, c_new: np.ndarray | None = None,
+         ids: np.ndarray | None = None, nonlinearity: str = "tanh",
+         reset_after: bool = True) -> None:
     """One step for inference, with no trace: the same step functions as :func:`forward`.
 
     x (B, D), or None and ids (B,) for one-hot inputs; h, c (B, H) the state (c LSTM
-    only). Returns the new h and c (B, H) (c None but for the LSTM).
+    only). Writes the new state into h_new, c_new (B, H).
     """
-    if x is None:  # one-hot: the rows of W_x + b
-        xw = params["W_x"][ids]
-        if params.get("b") is not None:
-            xw += params["b"]
-    else:
-        xw = input_projection(params, x[None], None)[0]
+    W_x, b, W_h = params["W_x"], params.get("b"), params["W_h"]
+    xw = W_x[ids] if x is None else x @ W_x  # (B, G*H); one-hot: the rows of W_x
+    if b is not None:
+        xw += b
     ops = _ops(xw.dtype)
-    W_h = params["W_h"]
-    h_new = np.empty_like(h)
     rec = np.empty_like(xw)
     if kind == "lstm":
-        c_new = np.empty_like(h)
         ops.lstm_forward(xw, h, c, W_h, rec, c_new, h_new)
-        return h_new, c_new
-    if kind == "gru":
+    elif kind == "gru":
         ops.gru_forward(xw, h, h, W_h, params.get("b_hn"), rec, np.empty_like(h), h_new,
                         reset_after)
     else:
         ops.rnn_forward(xw, h, W_h, h_new, nonlinearity == "relu")
-    return h_new, None
 
 
 # --------------------------------------------------------------------------- backward
