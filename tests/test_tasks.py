@@ -137,6 +137,50 @@ def test_date_pairs_split_and_vocabularies():
         tasks.date_pairs(test, 3, formats=["nope"])
 
 
+def test_noisy_date_pairs_hide_one_date_among_numbers():
+    import re
+
+    train, test = tasks.split_dates(tasks.date_range(), 0.1, rng=0)
+    pairs = tasks.noisy_date_pairs(test, 2000, rng=3)
+    assert pairs == tasks.noisy_date_pairs(test, 2000, rng=3)
+    src_v, tgt_v = tasks.noisy_date_vocabs()
+    lengths = [len(s) for s, _ in pairs]
+    assert min(lengths) >= 40 and max(lengths) <= 120 and max(lengths) - min(lengths) > 60
+    names = re.compile("|".join(tasks.MONTHS + tuple(m.upper() for m in tasks.MONTHS)
+                                + tuple(w[:3] for w in tasks.WEEKDAYS)))
+    numbers = 0
+    for sentence, iso in pairs:
+        day = dt.date.fromisoformat(iso)
+        assert day in set(test)
+        src_v.encode(sentence)  # raises if a character is missing
+        written = [t for t in (tasks.format_date(day, f) for f in tasks.DATE_FORMATS)
+                   if t in sentence]
+        assert written, sentence
+        rest = sentence.replace(max(written, key=len), " ")
+        # what is left is not a date: no month or weekday names, no d/m/y groups
+        assert not names.search(rest) and not re.search(r"\d+[/.-]\d+[/.-]\d+", rest), rest
+        numbers += len(re.findall(r"\d+", rest))
+    assert numbers / len(pairs) > 2  # distractor numbers around the date
+    short = tasks.noisy_date_pairs(test, 50, ["mm/dd/yy"], min_len=40, max_len=45, rng=4)
+    assert all(40 <= len(s) <= 45 for s, _ in short)
+    with pytest.raises(ValueError, match="max_len must be an integer >= 40, got 30"):
+        tasks.noisy_date_pairs(test, 3, max_len=30)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_copy_pairs(reverse):
+    pairs = tasks.copy_pairs(300, 50, 100, num_symbols=10, reverse=reverse, rng=5)
+    assert pairs[0][0].tolist() == tasks.copy_pairs(300, 50, 100, 10, reverse, 5)[0][0].tolist()
+    lengths = [len(s) for s, _ in pairs]
+    assert min(lengths) >= 50 and max(lengths) <= 100 and len(set(lengths)) > 30
+    for src, tgt in pairs:
+        assert src.dtype == tgt.dtype == np.int64
+        assert src.min() >= 3 and src.max() < 13  # PAD, PAIR_BOS, PAIR_EOS not used
+        np.testing.assert_array_equal(tgt, src[::-1] if reverse else src)
+    with pytest.raises(ValueError, match="max_len must be an integer >= 50, got 20"):
+        tasks.copy_pairs(3, 50, 20)
+
+
 def test_parity_and_collate():
     items = tasks.parity(200, 3, 9, rng=4)
     lengths = [len(ids) for ids, _ in items]

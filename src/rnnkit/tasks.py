@@ -11,6 +11,8 @@ task                       architecture                   what it measures
 :func:`copy_memory`        many-to-many, unidirectional   recall of K symbols after a delay
 :func:`future_tagging`     many-to-many tagging           a label that only the future decides
 :func:`date_pairs`         sequence to sequence           human-written dates -> ISO 8601
+:func:`noisy_date_pairs`   sequence to sequence           a date found in noisy text -> ISO
+:func:`copy_pairs`         sequence to sequence           copy or reverse 50-100 symbols
 :func:`parity`             many-to-one, variable length   a running XOR under padding masks
 =========================  =============================  ====================================
 
@@ -34,6 +36,8 @@ __all__ = [
     "COPY_BLANK", "COPY_MARKER", "copy_memory", "copy_baseline_loss",
     "future_tagging",
     "DATE_FORMATS", "format_date", "date_range", "split_dates", "date_pairs", "date_vocabs",
+    "noisy_date_pairs", "noisy_date_vocabs",
+    "PAIR_BOS", "PAIR_EOS", "copy_pairs",
     "parity", "collate_classification",
     "sequence_accuracy",
 ]
@@ -283,6 +287,140 @@ def date_vocabs() -> tuple[Vocab, Vocab]:
     src = Vocab(["<pad>", *sorted(chars)], level="char")
     tgt = Vocab(["<pad>", "<bos>", "<eos>", *"0123456789", "-"], level="char")
     return src, tgt
+
+
+# --------------------------------------------------------------------------- noisy dates
+# Filler of the noisy-date sentences: plain words, and phrases with numbers that are not
+# dates (none uses a month name, a weekday, "/" or a day-month-year pattern).
+_NOISE_WORDS = ("please", "see", "the", "report", "was", "sent", "and", "filed", "under",
+                "our", "records", "thanks", "from", "office", "team", "update", "with",
+                "about", "payment", "copy", "attached", "delivery", "confirmed", "moved",
+                "kept", "in", "at", "by", "client", "visit", "note", "as", "agreed", "checked")
+_NOISE_NOUNS = ("invoice", "order", "room", "ticket", "flight", "ref", "item", "parcel",
+                "booking", "account", "page", "gate", "seat", "table", "unit", "box", "case",
+                "line", "batch", "desk")
+_DATE_INTROS = ("on", "dated", "for", "due", "from", "until", "since", "by")
+
+
+def _distractor(rng: np.random.Generator) -> str:
+    """One phrase with numbers that are not a date: "room 12", "order #5521", "14:30",
+    "$12.50", "37 items", "555-0192", "12%", "since 1987", "version 2.14", ..."""
+    noun = _NOISE_NOUNS[rng.integers(len(_NOISE_NOUNS))]
+    k = int(rng.integers(9))
+    n = int(rng.integers(1, 10 ** int(rng.integers(1, 5))))
+    if k == 0:
+        return f"{noun} {n}"
+    if k == 1:
+        return f"{noun} #{n}"
+    if k == 2:
+        return f"at {rng.integers(24):02d}:{rng.integers(60):02d}"
+    if k == 3:
+        return f"${n}.{rng.integers(100):02d}"
+    if k == 4:
+        return f"{n} {noun}s"
+    if k == 5:
+        return f"call {rng.integers(100, 1000)}-{rng.integers(10000):04d}"
+    if k == 6:
+        return f"{rng.integers(1, 100)}%"
+    if k == 7:  # a year-like number without a day or month
+        return f"{noun} {rng.integers(DEFAULT_FIRST_DATE.year, DEFAULT_LAST_DATE.year + 1)}"
+    return f"version {rng.integers(1, 10)}.{rng.integers(100)}"
+
+
+def _noisy_sentence(date_text: str, min_len: int, max_len: int, rng) -> str:
+    """date_text inside filler words and distractor numbers, min_len..max_len characters."""
+    target = int(rng.integers(min_len, max_len + 1))
+    date = f"{_DATE_INTROS[rng.integers(len(_DATE_INTROS))]} {date_text}"
+    while True:
+        before: list[str] = []
+        after: list[str] = []
+        text = date + "."
+        while len(text) < target:
+            phrase = (_distractor(rng) if rng.random() < 0.4
+                      else _NOISE_WORDS[rng.integers(len(_NOISE_WORDS))])
+            side = before if rng.random() < 0.5 else after
+            side.append(phrase)
+            longer = " ".join([*before, date + ("," if after else ""), *after]) + "."
+            if len(longer) > max_len:  # the phrase does not fit: stop short of the target
+                side.pop()
+                break
+            text = longer
+        if min_len <= len(text) <= max_len:
+            return text[0].upper() + text[1:]
+
+
+def noisy_date_pairs(dates: Sequence[dt.date], n: int | None = None, formats=None,
+                     min_len: int = 40, max_len: int = 120, rng=None) -> list[tuple[str, str]]:
+    """A date inside a longer noisy sentence, and its ISO form: ``("Room 12 please see
+    on 3rd of May 1979, order #5521 at 14:30 kept.", "1979-05-03")``.
+
+    The sentence (``min_len``-``max_len`` characters) holds the date, written in one of
+    ``formats`` after a word such as "on" or "dated", among filler words and distractor
+    numbers that are not dates (room and order numbers, times, amounts, percentages,
+    phone numbers, lone year-like numbers such as "case 1987"). The model must find the
+    date before it can rewrite it.
+
+    Args:
+        dates, n, formats, rng: as in :func:`date_pairs`.
+        min_len, max_len: the range of sentence lengths (max_len >= 40, room for the
+            longest date and its introducing word).
+
+    Returns:
+        a list of N (sentence, "yyyy-mm-dd") pairs; :func:`noisy_date_vocabs` holds their
+        characters.
+    """
+    min_len = check_positive_int(min_len, "min_len")
+    max_len = check_positive_int(max_len, "max_len", max(min_len, 40))
+    rng = as_rng(rng)
+    pairs = date_pairs(dates, n, formats, rng)
+    return [(_noisy_sentence(src, min_len, max_len, rng), tgt) for src, tgt in pairs]
+
+
+def noisy_date_vocabs() -> tuple[Vocab, Vocab]:
+    """Character vocabularies of :func:`noisy_date_pairs`: (source, target). Source:
+    ``<pad>`` (id 0) and every character a sentence can hold; target as
+    :func:`date_vocabs`."""
+    src, tgt = date_vocabs()
+    chars = set(src.tokens[1:]) | set("0123456789 .,:#$%-")
+    for w in (*_NOISE_WORDS, *_NOISE_NOUNS, *_DATE_INTROS, "at", "call", "version"):
+        chars.update(w + w.capitalize() + "s")
+    return Vocab(["<pad>", *sorted(chars)], level="char"), tgt
+
+
+# --------------------------------------------------------------------------- long copy
+PAIR_BOS = 1  # target start id of copy_pairs
+PAIR_EOS = 2  # target end id of copy_pairs
+_PAIR_FIRST = 3  # id of symbol 0 in copy_pairs
+
+
+def copy_pairs(n: int, min_len: int = 50, max_len: int = 100, num_symbols: int = 10,
+               reverse: bool = False, rng=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Sequence to sequence copy (or reversal) of long random strings (Sutskever et al.
+    2014 reversed their source sentences; Graves et al. 2014 copied long strings).
+
+    Each source is ``len ~ U{min_len..max_len}`` symbols drawn uniformly from
+    ``num_symbols``; the target is the same string (``reverse``: backwards). A model that
+    passes the source only through a fixed-size state must hold ``len log2(num_symbols)``
+    bits (332 for 100 symbols of 10); attention can read each symbol where it is.
+
+    Ids (both sides): ``PAD`` 0, ``PAIR_BOS`` 1, ``PAIR_EOS`` 2 (target side), symbol s ->
+    ``3 + s``; vocabularies of ``num_symbols + 3`` ids.
+
+    Returns:
+        a list of N pairs ``(src (len,) int64, tgt (len,) int64)``, for
+        ``Seq2Seq.make_batch``.
+    """
+    n = check_positive_int(n, "n")
+    min_len = check_positive_int(min_len, "min_len")
+    max_len = check_positive_int(max_len, "max_len", min_len)
+    A = check_positive_int(num_symbols, "num_symbols", 2)
+    rng = as_rng(rng)
+    lengths = rng.integers(min_len, max_len + 1, size=n)
+    out = []
+    for length in lengths:
+        s = rng.integers(0, A, size=int(length)).astype(np.int64) + _PAIR_FIRST
+        out.append((s, s[::-1].copy() if reverse else s.copy()))
+    return out
 
 
 # --------------------------------------------------------------------------- parity
