@@ -50,7 +50,9 @@ class RecurrentCache:
     outs: per layer, the per-direction outputs (T, B, H) used by the merge;
     state_from_param: whether the initial state came from the learned ``h0``/``c0``;
     time_major: the layout of forward's x and out (and so of backward's dout and dx);
-    ids: whether x held one-hot ids (then backward returns no dx).
+    ids: whether x held one-hot ids (then backward returns no dx);
+    owner: the layer that made it, as (id of the layer, its configuration): backward
+    refuses the cache of another layer or of another configuration.
     """
 
     dirs: list
@@ -63,6 +65,7 @@ class RecurrentCache:
     state_from_param: bool
     time_major: bool = False
     ids: bool = False
+    owner: tuple = ()
 
 
 class Recurrent:
@@ -312,7 +315,7 @@ class Recurrent:
             h0, c0 = self._check_state(state, B)
         rev_idx = reverse_index(T, B, m) if self.bidirectional else None
         cache = RecurrentCache([], [], m, rev_idx, [], B, T, from_param, time_major,
-                               ids is not None)
+                               ids is not None, self._owner())
         finals = []
         for layer in range(self.num_layers):
             inp = self._forward_layer(layer, inp, h0, c0, cache, finals)
@@ -436,9 +439,7 @@ class Recurrent:
             dx (B, T, D) ((T, B, D) if time-major) or None, dstate0 (gradient w.r.t. the
             initial state, same structure as the state), grads (dict keyed like ``params``).
         """
-        if not isinstance(cache, RecurrentCache):
-            raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
-                            f"{type(cache).__name__}")
+        self._check_cache(cache)
         dy, dh_n, dc_n = self._upstream(dout, cache, dstate)
         n = self.num_layers * self.num_directions
         dh0 = np.zeros((n, cache.batch, self.hidden_size), dtype=self.dtype)
@@ -457,6 +458,26 @@ class Recurrent:
         dx = dy if dy is None or cache.time_major else dy.transpose(1, 0, 2)
         dstate0 = (dh0, dc0) if self.kind == "lstm" else dh0
         return dx, dstate0, {k: grads[k] for k in self.params}
+
+    def _owner(self) -> tuple:
+        """What a cache records of the layer that made it (see :meth:`_check_cache`)."""
+        shapes = tuple((k, v.shape, v.dtype.str) for k, v in self.params.items())
+        return id(self), repr(self), shapes
+
+    def _check_cache(self, cache) -> None:
+        """Refuse what is not a cache of this layer's own forward, in its configuration."""
+        if not isinstance(cache, RecurrentCache):
+            raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
+                            f"{type(cache).__name__}")
+        if cache.owner == self._owner():
+            return
+        made_by = cache.owner[1] if cache.owner else "an unknown layer"
+        if cache.owner and cache.owner[0] == id(self):
+            why = "this layer's configuration or parameter shapes changed since its forward"
+        else:
+            why = f"it was made by another layer, {made_by}"
+        raise ValueError(f"cache does not belong to this layer ({self!r}): {why}; pass the "
+                         "cache that this layer's forward returned")
 
     def _upstream(self, dout, cache: RecurrentCache, dstate):
         """Checked upstream gradients: dy (T, B, out_features) of the top layer's output
