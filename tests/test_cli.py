@@ -515,7 +515,8 @@ def test_engine_flag(tmp_path, corpus, env):
 def test_bad_train_flags_name_the_flag(tmp_path, corpus, env):
     cases = [("--hidden", "0", "0"), ("--dropout", "1.5", "1.5"), ("--lr", "-1", "-1.0"),
              ("--steps", "0", "0"), ("--batch-size", "0", "0"),
-             ("--val-fraction", "1", "1.0"), ("--lr", "inf", "inf")]
+             ("--val-fraction", "1", "1.0"), ("--lr", "inf", "inf"),
+             ("--init", "uniform:-1", "-1.0")]
     arglists = []
     for i, (flag, value, _) in enumerate(cases):
         settings = {"--hidden": 16, "--layers": 1, "--batch-size": 4, "--steps": 2, flag: value}
@@ -737,3 +738,13 @@ def test_resume_takes_unspecified_settings_from_the_saved_run(tmp_path, env):
     _, meta = checkpoint.load(out / "last.npz")
     assert meta["train_state"]["step"] == 4
     assert meta["cli"]["hidden"] == 12 and meta["cli"]["text"] == str(text)
+
+
+def test_init_flag_is_used_saved_and_shown(tmp_path, corpus, env):
+    ok(run(["train", corpus, "--hidden", 8, "--layers", 1, "--steps", 1, "--quiet",
+            "--init", "chrono:40", "--out", tmp_path / "r"], env, tmp_path))
+    model, _, _ = load_model(tmp_path / "r" / "last.npz")
+    assert model.rnn.init == {"name": "chrono", "t_max": 40.0}
+    info = ok(run(["info", tmp_path / "r" / "last.npz"], env, tmp_path)).stdout
+    assert "init        chrono:40" in info
+    assert "init={'name': 'chrono', 't_max': 40.0}" in info

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import sequence
+from . import initializers, sequence
 from ._checks import (
     as_dtype,
     as_rng,
@@ -37,7 +37,7 @@ from ._checks import (
     shape_str,
 )
 from .bidirectional import MERGES, merge, merge_backward, reverse_index, time_gather
-from .sequence import GATES, Trace
+from .sequence import Trace
 
 
 @dataclass
@@ -93,8 +93,11 @@ class Recurrent:
             merged like the outputs.
         dtype: float32 (default) or float64.
         rng: a seed or ``np.random.Generator`` for initialisation and dropout.
-
-    Initialisation: weights ~ U(-1/sqrt(H), 1/sqrt(H)) (as PyTorch), biases zero.
+        init: the initialisation scheme, a name or a dict with its argument:
+            ``"default"`` (weights U(-1/sqrt(H), 1/sqrt(H)), as PyTorch; biases zero),
+            ``"glorot_orthogonal"`` (Keras), ``"identity"`` (IRNN, ``scale``),
+            ``"uniform"`` (``range``, char-rnn's 0.08), ``"chrono"`` (LSTM/GRU gate
+            biases, ``t_max``); see :mod:`rnnkit.initializers`.
     """
 
     kind = "rnn"
@@ -114,6 +117,7 @@ class Recurrent:
         return_sequences: bool = True,
         dtype=np.float32,
         rng=None,
+        init="default",
     ):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
@@ -128,6 +132,7 @@ class Recurrent:
         self.return_sequences = bool(return_sequences)
         self.dtype = as_dtype(dtype)
         self.rng = as_rng(rng)
+        self.init = initializers.as_scheme(init, self.kind)
         self.training = True
         self.params: dict[str, np.ndarray] = {}
         self._init_params()
@@ -176,6 +181,7 @@ class Recurrent:
             "initial_state": self.initial_state,
             "return_sequences": self.return_sequences,
             "dtype": self.dtype.name,
+            "init": dict(self.init),
             **self._extra_config(),
         }
 
@@ -184,25 +190,21 @@ class Recurrent:
         return f"{type(self).__name__}({args})"
 
     def _init_params(self) -> None:
-        H, G = self.hidden_size, GATES[self.kind]
-        k = 1.0 / np.sqrt(H)
+        """Draw the parameters from the layer's rng with its ``init`` scheme."""
+        H = self.hidden_size
         for layer in range(self.num_layers):
             D = self.input_size if layer == 0 else self.output_size
             for prefix in self._prefixes(layer):
-                self.params[prefix + "W_x"] = self.rng.uniform(-k, k, (D, G * H)).astype(self.dtype)
-                self.params[prefix + "W_h"] = self.rng.uniform(-k, k, (H, G * H)).astype(self.dtype)
-                if self.bias:
-                    self.params[prefix + "b"] = self._initial_bias(G * H)
-                    if self.kind == "gru" and self.reset_after:
-                        self.params[prefix + "b_hn"] = np.zeros(H, dtype=self.dtype)
+                p = initializers.direction(self.init, self.kind, D, H, self.bias,
+                                           getattr(self, "forget_bias", 0.0),
+                                           getattr(self, "reset_after", False), self.rng,
+                                           self.dtype)
+                self.params.update({prefix + k: v for k, v in p.items()})
         if self.initial_state == "learned":
             n = self.num_layers * self.num_directions
             self.params["h0"] = np.zeros((n, H), dtype=self.dtype)
             if self.kind == "lstm":
                 self.params["c0"] = np.zeros((n, H), dtype=self.dtype)
-
-    def _initial_bias(self, size: int) -> np.ndarray:
-        return np.zeros(size, dtype=self.dtype)
 
     def train(self) -> Recurrent:
         """Training mode: dropout is applied. Returns self."""
@@ -243,36 +245,6 @@ class Recurrent:
                             f"got a {type(state).__name__}")
         return check_array(state, name, shape, self.dtype, finite), None
 
-    def _check_mask(self, mask, lengths, B: int, T: int):
-        """Return the mask as (T, B) bool (time-major) or None."""
-        if mask is not None and lengths is not None:
-            raise ValueError("give either mask or lengths, not both")
-        if lengths is not None:
-            lengths = np.asarray(lengths)
-            if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
-                raise ValueError(
-                    f"lengths must be an integer array of shape ({B},), got "
-                    f"{lengths.dtype} {shape_str(lengths.shape)}"
-                )
-            if (lengths < 0).any() or (lengths > T).any():
-                raise ValueError(f"lengths must be in [0, {T}], got {lengths.tolist()}")
-            mask = np.arange(T)[None, :] < lengths[:, None]
-        if mask is None:
-            return None
-        mask = np.asarray(mask)
-        if mask.shape != (B, T):
-            raise ValueError(
-                f"mask must have shape (B, T) = ({B}, {T}), got {shape_str(mask.shape)}"
-            )
-        if mask.dtype != bool:
-            if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
-                raise ValueError(f"mask must be boolean (or 0/1), True marking a valid step; "
-                                 f"got dtype {mask.dtype} with other values")
-            mask = mask.astype(bool)
-        if mask.all():
-            return None
-        return np.ascontiguousarray(mask.T)
-
     # ------------------------------------------------------------------ forward
     def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None, ids=None) -> Trace:
         return sequence.forward(self.kind, self._direction_params(prefix), x, h0, c0, mask,
@@ -307,7 +279,7 @@ class Recurrent:
             cache: a :class:`RecurrentCache` for ``backward``.
         """
         inp, ids, T, B = self._check_input(x, time_major)
-        m = self._check_mask(mask, lengths, B, T)
+        m = sequence.time_mask(mask, lengths, B, T)
         from_param = state is None and self.initial_state == "learned"
         if state is None:
             h0, c0 = self._initial_state(B, copy=False)
@@ -575,12 +547,6 @@ class LSTM(Recurrent):
             raise TypeError(f"forget_bias must be a number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)
         super().__init__(input_size, hidden_size, num_layers, **kwargs)
-
-    def _initial_bias(self, size):
-        b = np.zeros(size, dtype=self.dtype)
-        H = self.hidden_size
-        b[H : 2 * H] = self.forget_bias
-        return b
 
     def _extra_config(self):
         return {"forget_bias": self.forget_bias}

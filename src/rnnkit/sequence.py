@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import accelerated, cells
+from ._checks import shape_str
 from ._workspace import empty
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -77,6 +78,39 @@ def _ops(dtype):
     """The step functions to run: the compiled ones (:mod:`rnnkit.accelerated`) when
     enabled, else :mod:`rnnkit.cells`."""
     return accelerated.kernels(dtype) or cells
+
+
+def time_mask(mask, lengths, B: int, T: int) -> np.ndarray | None:
+    """A layer's ``mask`` (B, T) (bool or 0/1, True at valid steps) or ``lengths`` (B,)
+    (valid steps a prefix), checked, as the loop's (T, B) bool mask; None when every step
+    is valid."""
+    if mask is not None and lengths is not None:
+        raise ValueError("give either mask or lengths, not both")
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
+            raise ValueError(
+                f"lengths must be an integer array of shape ({B},), got "
+                f"{lengths.dtype} {shape_str(lengths.shape)}"
+            )
+        if (lengths < 0).any() or (lengths > T).any():
+            raise ValueError(f"lengths must be in [0, {T}], got {lengths.tolist()}")
+        mask = np.arange(T)[None, :] < lengths[:, None]
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (B, T):
+        raise ValueError(
+            f"mask must have shape (B, T) = ({B}, {T}), got {shape_str(mask.shape)}"
+        )
+    if mask.dtype != bool:
+        if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"mask must be boolean (or 0/1), True marking a valid step; "
+                             f"got dtype {mask.dtype} with other values")
+        mask = mask.astype(bool)
+    if mask.all():
+        return None
+    return np.ascontiguousarray(mask.T)
 
 
 # --------------------------------------------------------------------------- forward

@@ -139,7 +139,7 @@ def cmd_info(args) -> int:
     shown = "".join(vocab.tokens) if vocab.level == "char" else " ".join(vocab.tokens[:30])
     print(f"vocabulary  {len(vocab)} {vocab.level}s: {shown[:120]!r}")
     print(f"trained on  {meta.get('source', '?')}")
-    for k in ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size",
+    for k in ("cell", "layers", "hidden", "embedding", "init", "dropout", "seq_len", "batch_size",
               "optimizer", "lr", "schedule", "clip", "clip_value", "seed"):
         if k in cli:
             print(f"  {k:<12}{cli[k]}")

@@ -8,6 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from .. import initializers
 from ..checkpoint import CheckpointError
 from ._common import _fail
 
@@ -30,6 +31,9 @@ class TrainCommand:
     hidden: int = _opt(128, "hidden units per layer")
     embedding: int = _opt(0, "embedding size (0: one-hot inputs, as char-rnn)")
     dropout: float = _opt(0.2, "dropout between layers and before the output layer")
+    init: str = _opt("default", "initialisation of the recurrent weights: default, "
+                     "glorot_orthogonal, identity[:SCALE], uniform[:RANGE] or chrono:T_MAX "
+                     "(see rnnkit.initializers)")
     seq_len: int = _opt(50, "steps of truncated backpropagation through time")
     batch_size: int = _opt(32, "sequences per batch (contiguous streams of the text)")
     optimizer: str = _opt("adam", "optimizer", choices=("sgd", "momentum", "adagrad", "rmsprop",
@@ -78,6 +82,10 @@ def _validate(cfg: TrainCommand) -> None:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {v}")
     if cfg.time is not None and not cfg.time > 0:
         _fail(f"--time must be > 0 seconds, got {cfg.time}")
+    try:
+        initializers.parse(cfg.init)
+    except ValueError as e:
+        _fail(f"--init: {e}")
     if not 0 <= cfg.dropout < 1:
         _fail(f"--dropout must be in [0, 1), got {cfg.dropout}")
     if not 0 <= cfg.val_fraction < 1:
@@ -93,7 +101,7 @@ def _validate(cfg: TrainCommand) -> None:
 # settings that a resumed run must share with the run it continues: the model's shape,
 # the layout of the data (the carried state and the batch position) and the optimizer's state;
 # the vocabulary is compared as well
-RESUME_FIXED = ("cell", "layers", "hidden", "embedding", "dropout", "seq_len", "batch_size",
+RESUME_FIXED = ("cell", "layers", "hidden", "embedding", "init", "dropout", "seq_len", "batch_size",
                 "optimizer", "val_fraction", "word")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import initializers
 from ..checkpoint import CheckpointError
 from ._common import _fail
 from .settings import TrainCommand, _check_resume, _train_settings
@@ -108,7 +109,8 @@ def cmd_train(args) -> int:
               "start a new one (nothing was overwritten)")
     vocab, ids, train_data, val_data = _streams(cfg, text, source)
     model = LanguageModel(len(vocab), cfg.cell, cfg.hidden, cfg.layers,
-                          embedding_dim=cfg.embedding or None, dropout=cfg.dropout, rng=cfg.seed)
+                          embedding_dim=cfg.embedding or None, dropout=cfg.dropout, rng=cfg.seed,
+                          init=initializers.parse(cfg.init))
     opt = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
     defaults = _sample_defaults(vocab, source)
     meta = {"vocab": vocab.to_json(), "cli": asdict(cfg), "source": source,
