@@ -396,7 +396,8 @@ class Recurrent:
         return h, (np.zeros_like(h) if self.kind == "lstm" else None)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True):
+    def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True,
+                 dh_steps: dict | None = None):
         """Backpropagation through time.
 
         Args:
@@ -407,6 +408,9 @@ class Recurrent:
             need_dx: False when x is data that needs no gradient (as PyTorch skips inputs
                 without ``requires_grad``): dx is then None and its product is not formed.
                 One-hot ids never get one.
+            dh_steps: None, or a dict that receives, for inspection, the whole gradient of
+                every step's state: ``dh_steps[(layer, "forward" or "reverse")]`` (T, B, H)
+                (time-major, in the sequence's own time order; :mod:`rnnkit.inspect`).
         Returns:
             dx (B, T, D) ((T, B, D) if time-major) or None, dstate0 (gradient w.r.t. the
             initial state, same structure as the state), grads (dict keyed like ``params``).
@@ -419,7 +423,7 @@ class Recurrent:
         grads: dict[str, np.ndarray] = {}
         for layer in range(self.num_layers - 1, -1, -1):
             dy = self._backward_layer(layer, dy, cache, dh_n, dc_n, dh0, dc0, grads,
-                                      need_dx=(need_dx and not cache.ids) or layer > 0)
+                                      (need_dx and not cache.ids) or layer > 0, dh_steps)
         if self.initial_state == "learned":
             # the learned h0 (c0) is broadcast over the batch: its gradient sums over it
             from_param = cache.state_from_param
@@ -478,7 +482,8 @@ class Recurrent:
             dh_n[n - dirs + d] += g
         return None, dh_n, dc_n
 
-    def _backward_layer(self, layer, dy, cache, dh_n, dc_n, dh0, dc0, grads, need_dx):
+    def _backward_layer(self, layer, dy, cache, dh_n, dc_n, dh0, dc0, grads, need_dx,
+                        dh_steps=None):
         """Both directions of one layer, backward: dy (T, B, out_features) the gradient of
         the layer's output (or None); fills dh0, dc0 and grads; returns the gradient of the
         layer's input (T, B, D_k), or None."""
@@ -494,8 +499,14 @@ class Recurrent:
         for d, prefix in enumerate(self._prefixes(layer)):
             s = layer * self.num_directions + d
             dd = ddirs[d] if d == 0 or ddirs[d] is None else time_gather(ddirs[d], rev)
+            steps = None if dh_steps is None else np.empty(
+                (cache.steps, cache.batch, self.hidden_size), dtype=self.dtype)
             dx, dh0[s], dc, g = sequence.backward(cache.dirs[layer][d], dd, dh_n[s],
-                                                  None if dc_n is None else dc_n[s], need_dx)
+                                                  None if dc_n is None else dc_n[s], need_dx,
+                                                  steps)
+            if steps is not None:
+                dh_steps[(layer, ("forward", "reverse")[d])] = (
+                    steps if d == 0 else time_gather(steps, rev))
             if dc0 is not None:
                 dc0[s] = dc
             grads.update({prefix + k: v for k, v in g.items()})

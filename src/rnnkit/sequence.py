@@ -232,14 +232,17 @@ def step(kind: str, params: dict, x: np.ndarray | None, h: np.ndarray,
 
 # --------------------------------------------------------------------------- backward
 def backward(tr: Trace, dhs: np.ndarray | None, dh_last: np.ndarray | None = None,
-             dc_last: np.ndarray | None = None, need_dx: bool = True):
+             dc_last: np.ndarray | None = None, need_dx: bool = True,
+             dh_steps: np.ndarray | None = None):
     """Backpropagation through time for one direction.
 
     dhs (T, B, H): the gradient of the loss with respect to each step's output state
     ``hs[1:]`` (or None); dh_last, dc_last (B, H): with respect to the final state (or
-    None). need_dx: False skips the input gradient. Returns ``dx (T, B, D) or None, dh0
-    (B, H), dc0 (B, H) or None, grads`` with grads holding ``W_x, W_h`` and, when the
-    direction has them, ``b, b_hn``.
+    None). need_dx: False skips the input gradient. dh_steps: None, or a (T, B, H) array
+    that receives the whole gradient of each step's state h_t (for inspection: how the
+    gradient shrinks or grows with the distance to the loss). Returns ``dx (T, B, D) or
+    None, dh0 (B, H), dc0 (B, H) or None, grads`` with grads holding ``W_x, W_h`` and, when
+    the direction has them, ``b, b_hn``.
     """
     T, B, H = tr.steps, tr.hs.shape[1], tr.hs.shape[2]
     dt = tr.hs.dtype
@@ -259,6 +262,10 @@ def backward(tr: Trace, dhs: np.ndarray | None, dh_last: np.ndarray | None = Non
         if tr.mask is not None:
             keep = _hold(tr.mask[t], dh, dc)
         dh_out = None if dhs is None else dhs[t]
+        if dh_steps is not None:
+            np.add(dh, 0 if dh_out is None else dh_out, out=dh_steps[t])
+            if keep is not None:
+                dh_steps[t] += keep[0]
         _backward_step(ops, tr, t, W_h, dh, dh_out, dc, dG[t],
                        None if drec is None else drec[t], dh_in)
         if tr.rec_mask is not None:
