@@ -8,12 +8,18 @@ poolings, the tagger, and the encoder and decoder step of Seq2Seq (a whole greed
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import KIND_IDS, LAYER_KINDS, make_layer, random_state
 
 import rnnkit
+from rnnkit.cli import main
+from rnnkit.data import Vocab
 from rnnkit.models import (
     LanguageModel,
     Seq2Seq,
@@ -339,3 +345,82 @@ def test_refusals_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="uses attention"):
         export(model, tmp_path / "s.onnx")
     assert not list(tmp_path.iterdir())  # nothing written by a refused export
+
+
+# --------------------------------------------------------------------------- check, CLI, example
+def test_check_runs_every_graph_against_rnnkit(tmp_path):
+    model = randomized(Seq2Seq(9, 8, bos_id=1, eos_id=2, embedding_dim=4, cell="gru",
+                               hidden_size=H, dropout=0.3, rng=9)).train()
+    paths = export(model, tmp_path / "s.onnx")
+    report = rnnkit.onnx.check(model, paths)
+    assert [r[0] for r in report] == ["encoder", "decoder"]
+    assert all(0 <= diff <= TOL for _, _, diff in report)
+    assert model.modules["decoder"].training  # the mode is restored
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "onnx_generate.py"
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A character model saved as `rnnkit train` saves it (vocabulary, sampling defaults)."""
+    vocab = Vocab.from_text("\nabcdefgh")
+    model = randomized(LanguageModel(len(vocab), cell="lstm", hidden_size=H, num_layers=2,
+                                     rng=10), scale=1.0)
+    path = tmp_path / "run.npz"
+    model.save(path, meta={"vocab": vocab.to_json(), "source": "test", "sample_defaults": {
+        "prime": "\n", "stop": "\n", "length": 20, "capitalize": True}})
+    return path
+
+
+def test_cli_export_writes_checks_and_describes_the_graphs(tmp_path, checkpoint, capsys):
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "lm.onnx")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"wrote {tmp_path / 'lm.onnx'} (step): ids (B,) int64, h0 (2, B, {H}), "
+                      f"c0 (2, B, {H}) -> log_probs (B, 9), h_n (2, B, {H}), c_n (2, B, {H})")
+    assert out[1].startswith(f"wrote {tmp_path / 'lm.sequence.onnx'} (sequence): ids (B, T)")
+    for line, graph in zip(out[2:], ["step", "sequence"], strict=True):
+        assert line.startswith(f"checked {graph} in ONNX Runtime {ort.__version__} against "
+                               "rnnkit (")
+        assert float(line.rsplit(" ", 1)[1]) <= TOL
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "lm.onnx")).metadata_props}
+    assert json.loads(props["rnnkit.vocab"])["tokens"][0] == "\n"
+    assert json.loads(props["rnnkit.sample_defaults"])["stop"] == "\n"
+    # the default output is beside the checkpoint; --no-check skips ONNX Runtime
+    assert main(["export", str(checkpoint), "--no-check", "--lengths"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    inputs = session(tmp_path / "run.sequence.onnx").get_inputs()
+    assert [i.name for i in inputs] == ["ids", "h0", "c0", "lengths"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "model.bin"], "--output must end in .onnx, got 'model.bin'"),
+    (["-o", "nowhere/m.onnx"], "--output: the folder 'nowhere' does not exist"),
+    (["--opset", "9"], r"--opset must be in \[15, \d+\] .*got 9"),
+])
+def test_cli_export_errors_name_the_flag(tmp_path, checkpoint, capsys, monkeypatch, args,
+                                         message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(checkpoint), *args])
+    assert e.value.code == 2
+    assert re.search("rnnkit: error: " + message, capsys.readouterr().err)
+
+
+def test_cli_export_of_a_file_that_is_no_checkpoint(tmp_path, capsys):
+    (tmp_path / "x.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        main(["export", str(tmp_path / "x.npz")])
+    assert "rnnkit: error: " in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_the_example_generates_what_rnnkit_sample_does(tmp_path, checkpoint, capsys):
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "lm.onnx"), "--no-check"]) == 0
+    capsys.readouterr()
+    for flags in (["--num", "5", "--seed", "3"], ["--greedy"], ["--top-k", "3", "--num", "3"]):
+        assert main(["sample", str(checkpoint), *flags]) == 0
+        want = capsys.readouterr().out
+        got = subprocess.run([sys.executable, str(EXAMPLE), str(tmp_path / "lm.onnx"), *flags],
+                             capture_output=True, text=True, check=True).stdout
+        assert got == want, flags

@@ -52,10 +52,20 @@ import numpy as np
 
 from .._checks import check_positive_int
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export", "graph_names"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check", "export", "graph_names"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 15  # Shape(start, end) needs 15
+
+
+def check(obj, paths: dict, seed: int = 0) -> list[tuple[str, str, float]]:
+    """Run the graphs that :func:`export` wrote for obj (``paths``, as it returns them) in
+    ONNX Runtime on random inputs and compare them with rnnkit's own outputs in eval mode:
+    per graph (name, what was run, largest absolute difference over its outputs). Step
+    graphs run 20 steps with carried state. Needs onnxruntime; float32 graphs."""
+    from ._check import check as run_check
+
+    return run_check(obj, paths, seed)
 
 
 def graph_names(obj) -> list[str]:

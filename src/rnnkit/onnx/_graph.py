@@ -138,6 +138,11 @@ def save_model(model, path: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
+        # the permissions of a new file (mkstemp makes it private): 0666 less the umask,
+        # which can only be read by setting it (restored at once)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
