@@ -424,3 +424,17 @@ def test_the_example_generates_what_rnnkit_sample_does(tmp_path, checkpoint, cap
         got = subprocess.run([sys.executable, str(EXAMPLE), str(tmp_path / "lm.onnx"), *flags],
                              capture_output=True, text=True, check=True).stdout
         assert got == want, flags
+
+
+def test_the_deploy_guides_layer_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    """docs/deploy.md: the Python block that exports a GRU prints the lines shown after it
+    (the differences to float32 rounding: their digits depend on the engine)."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "deploy.md").read_text("utf-8")
+    code, shown = re.search(r"```python\n(import numpy as np\nimport onnxruntime.*?)```\n\n"
+                            r"prints\n\n```\n(.*?)```", text, re.S).groups()
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/deploy.md", "exec"), {})
+    got, want = capsys.readouterr().out.splitlines(), shown.splitlines()
+    assert got[0] == want[0]
+    assert got[1].split()[:6] == want[1].split()[:6]  # the shapes of y and h_n
+    assert all(float(d) <= TOL for d in got[1].split()[-2:])
