@@ -393,6 +393,24 @@ def test_cli_export_writes_checks_and_describes_the_graphs(tmp_path, checkpoint,
     assert [i.name for i in inputs] == ["ids", "h0", "c0", "lengths"]
 
 
+def test_training_only_options_are_named_not_dropped(tmp_path, capsys):
+    model = LanguageModel(V, hidden_size=H, num_layers=2, dropout=0.2, rng=0,
+                          recurrent_dropout=0.1, variational=True)
+    assert rnnkit.onnx.training_only(model) == [
+        "rnn.dropout=0.2", "rnn.recurrent_dropout=0.1", "rnn.variational",
+        "dropout=0.2 (before the output layer)"]
+    assert rnnkit.onnx.training_only(rnnkit.GRU(D, H)) == []
+    doc = onnx.load(str(export(model, tmp_path / "m.onnx")["step"])).doc_string
+    assert doc.endswith("Training-only options, not in the graph: rnn.dropout=0.2, "
+                        "rnn.recurrent_dropout=0.1, rnn.variational, dropout=0.2 (before the "
+                        "output layer).")
+    model.save(tmp_path / "m.npz")
+    assert main(["export", str(tmp_path / "m.npz"), "--no-check"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "note: training-only options, not in the graphs (they compute eval mode): "
+        "rnn.dropout=0.2, rnn.recurrent_dropout=0.1")
+
+
 @pytest.mark.parametrize("args, message", [
     (["-o", "model.bin"], "--output must end in .onnx, got 'model.bin'"),
     (["-o", "nowhere/m.onnx"], "--output: the folder 'nowhere' does not exist"),

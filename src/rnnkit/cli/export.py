@@ -67,7 +67,7 @@ def cmd_export(args) -> int:
     try:
         import onnx
 
-        from ..onnx import MIN_OPSET, export
+        from ..onnx import MIN_OPSET, export, training_only
     except ImportError:
         _fail("rnnkit export needs the onnx package: pip install 'rnnkit[onnx]' (onnx and "
               "onnxruntime)")
@@ -90,6 +90,10 @@ def cmd_export(args) -> int:
                        metadata={k: meta[k] for k in CARRIED_META if k in meta})
     except (TypeError, ValueError) as e:  # what the graphs cannot express
         _fail(f"{args.checkpoint}: {e}")
+    dropped = training_only(model)
+    if dropped:
+        print("note: training-only options, not in the graphs (they compute eval mode): "
+              + ", ".join(dropped))
     if model.dtype == np.float64 and not args.float64:
         print("note: the model is float64; the graphs are float32 (--float64 keeps float64)")
     for name, path in paths.items():

@@ -52,7 +52,7 @@ import numpy as np
 
 from .._checks import check_positive_int
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check", "export", "graph_names"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check", "export", "graph_names", "training_only"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 15  # Shape(start, end) needs 15
@@ -86,6 +86,27 @@ def graph_names(obj) -> list[str]:
     raise TypeError(f"export: cannot export a {type(obj).__module__}.{type(obj).__qualname__}; "
                     "expected an rnnkit RNN, LSTM or GRU layer, or a LanguageModel, "
                     "SequenceClassifier, SequenceRegressor, SequenceTagger or Seq2Seq")
+
+
+def training_only(obj) -> list[str]:
+    """The options of obj that act in training only, and so are not in its graphs (which
+    compute eval mode): e.g. ``["rnn.dropout=0.2", "rnn.recurrent_dropout=0.1",
+    "dropout=0.2 (before the output layer)"]``; empty when there are none."""
+    from ..recurrent import Recurrent
+
+    layers = {"": obj} if isinstance(obj, Recurrent) else getattr(obj, "modules", {})
+    found = []
+    for name, m in layers.items():
+        if not isinstance(m, Recurrent):
+            continue
+        prefix = f"{name}." if name else ""
+        found += [f"{prefix}{k}={getattr(m, k):g}" for k in ("dropout", "recurrent_dropout")
+                  if getattr(m, k) > 0]
+        if m.variational and m.dropout > 0:
+            found.append(f"{prefix}variational")
+    found += [f"dropout={d.p:g} (before the output layer)" for d in getattr(obj, "aux", [])
+              if getattr(d, "p", 0) > 0]
+    return found
 
 
 def _paths(path, names: list[str]) -> dict[str, Path]:
@@ -168,12 +189,15 @@ def export(obj, path, *, lengths: bool = False, state: bool = True, dtype=np.flo
     common = {"rnnkit.model": type(obj).__name__, "rnnkit.graphs": files,
               "rnnkit.config": obj.config()}
     common.update({f"rnnkit.{k}": v for k, v in (metadata or {}).items()})
+    dropped = training_only(obj)
+    dropped = (" Training-only options, not in the graph: " + ", ".join(dropped) + "."
+               if dropped else "")
     models = {}
     for name in names:  # build all before writing any: an error leaves no partial export
         g = Graph(f"rnnkit_{type(obj).__name__}_{name}", dtype, opset)
         doc = _build(obj, name, g, bool(lengths), bool(state))
         doc = (f"rnnkit {type(obj).__name__}, {name} graph (eval mode). {doc}. Inputs: "
                + ", ".join(i.name for i in g.inputs) + "; outputs: "
-               + ", ".join(o.name for o in g.outputs) + ".")
+               + ", ".join(o.name for o in g.outputs) + "." + dropped)
         models[name] = g.model(doc, {**common, "rnnkit.graph": name})
     return {name: save_model(models[name], paths[name]) for name in names}
