@@ -4,12 +4,13 @@
     rnnkit sample CHECKPOINT
     rnnkit eval CHECKPOINT TEXT_FILE
     rnnkit info CHECKPOINT
+    rnnkit export CHECKPOINT -o model.onnx
 
 Every ``train`` flag maps one-to-one onto a field of :class:`TrainCommand`.
 
 Here: the parser and :func:`main` (the console script ``rnnkit``). The subcommands live in
 ``settings`` (:class:`TrainCommand`, its checks, what ``--resume`` keeps), ``train`` and
-``checkpoint_commands`` (``sample``, ``eval``, ``info``).
+``checkpoint_commands`` (``sample``, ``eval``, ``info``), and ``export``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import fields
 
 from .. import __version__
 from .checkpoint_commands import cmd_eval, cmd_info, cmd_sample
+from .export import add_export_parser, cmd_export
 from .settings import NOT_INHERITED, RESUME_FIXED, TrainCommand
 from .train import BUILTIN, cmd_train
 
@@ -31,6 +33,7 @@ __all__ = [
     "TrainCommand",
     "build_parser",
     "cmd_eval",
+    "cmd_export",
     "cmd_info",
     "cmd_sample",
     "cmd_train",
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Describe a checkpoint.")
     i.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz written by rnnkit train")
     i.set_defaults(func=cmd_info)
+    add_export_parser(sub)
     return p
 
 
