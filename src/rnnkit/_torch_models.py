@@ -83,6 +83,15 @@ def classes(torch):
             out, _ = self._run(self._inputs(x) if x.dtype == torch.long else x, lengths)
             return self.head(self.drop(out))
 
+    return {"LanguageModel": LanguageModel, "SequenceClassifier": SequenceClassifier,
+            "SequenceRegressor": SequenceClassifier, "SequenceTagger": SequenceTagger,
+            "Seq2Seq": _seq2seq_class(torch)}
+
+
+def _seq2seq_class(torch):
+    """The module class of a Seq2Seq."""
+    nn = torch.nn
+
     class Seq2Seq(nn.Module):
         """src (B, S) ids, tgt_in (B, T) ids ([bos] + target) -> logits (B, T, V_tgt): the
         encoder's final state (at each source's own length) starts the decoder."""
@@ -99,9 +108,7 @@ def classes(torch):
             out, _ = self.decoder(self.tgt_embed(tgt_in), self.encode(src, lengths))
             return self.head(out)
 
-    return {"LanguageModel": LanguageModel, "SequenceClassifier": SequenceClassifier,
-            "SequenceRegressor": SequenceClassifier, "SequenceTagger": SequenceTagger,
-            "Seq2Seq": Seq2Seq}
+    return Seq2Seq
 
 
 def to_module(model, torch, layer_to_torch):
