@@ -528,7 +528,8 @@ def test_load_model_rejects_unknown_model_and_bad_config(saved_lm, tmp_path):
         load_model(path)
     path = checkpoint.save(tmp_path / "b.npz", arrays,
                            {**meta, "config": {**meta["config"], "cell": "tcn"}})
-    with pytest.raises(checkpoint.CheckpointError, match="invalid model config: config cell must be"):
+    with pytest.raises(checkpoint.CheckpointError,
+                       match="invalid model config: config cell must be"):
         load_model(path)
     path = checkpoint.save(tmp_path / "c.npz", arrays, {"purpose": "not a model"})
     with pytest.raises(checkpoint.CheckpointError, match="holds no model"):
