@@ -676,7 +676,8 @@ SPOILS = {
     "inf in the optimizer": "optimizer state .* holds NaN or inf",
     "negative second moment": r"/v \(a sum of squares\) holds negative values",
     "missing optimizer array": "has no optimizer state .*/m",
-    "optimizer array of another shape": r"optimizer state .* is float32 \(3,\), expected",
+    "optimizer array of another shape": r"opt/embed.W/m declares shape \(3,\), expected "
+                                        r"\(4, 3\)",
     "extra optimizer array": "optimizer state for no parameter of this model: 'opt/nothing/m'",
     "no optimizer entry": "has no optimizer state",
     "optimizer ahead of the run": "the optimizer has taken 7 steps but the run only 6",

@@ -6,7 +6,8 @@
 * Bounded: every size a file declares (the archive's member sizes, each array's shape and
   dtype) is checked against the bytes the file really holds before anything is inflated or
   allocated, so the memory a load takes is bounded by the file's real contents (a deflated
-  member inflates at most :data:`MAX_INFLATION` times).
+  member inflates at most :data:`MAX_INFLATION` times); a caller can check the declared
+  shapes against what it expects (``load(path, check=...)``) before any array is read.
 * Atomic: the file is written to a temporary name in the same folder, flushed to disk,
   then renamed over the target. A crash at any moment leaves either the old file or the
   new one, never a half-written one. ``.npz`` members carry CRC-32 checksums, so a file
@@ -34,6 +35,7 @@ VERSION = 1
 META_KEY = "__meta__"
 ZIP_MAGIC = b"PK\x03\x04"  # how every .npz file (a zip archive) begins
 MAX_INFLATION = 1032  # deflate's largest ratio of inflated to compressed bytes
+MAX_META_BYTES = 256 * 2**20  # the JSON metadata (a million steps of history take ~150 MB)
 _LOCAL_HEADER = 30  # bytes of a zip member's local header before its name
 # what a damaged archive or .npy header raises inside zipfile and numpy
 _DAMAGE = (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError, RuntimeError,
@@ -151,31 +153,38 @@ def _members(z: zipfile.ZipFile, size: int, where: str) -> dict:
     return infos
 
 
-def _read_array(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
-    """One member as an array: its .npy header is checked (numeric dtype, a shape whose
-    bytes are those the member declares) before the data is read."""
-    key = info.filename[:-4]
+def _header(f, key: str, info: zipfile.ZipInfo, where: str):
+    """The checked .npy header of an open member: (shape, dtype, fortran order), a numeric
+    dtype and a shape whose bytes are those the member declares."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise CheckpointError(f"{where}: array {key!r} has .npy format version {version}, "
+                              "rnnkit reads 1.0 and 2.0")
+    if dtype.hasobject:
+        raise CheckpointError(f"{where} holds pickled objects (array {key!r}); rnnkit never "
+                              "loads pickle (unsafe)")
+    if dtype.kind not in "biuf" or dtype.names is not None or dtype.shape != ():
+        raise CheckpointError(f"{where}: array {key!r} has dtype {dtype}, not a number type "
+                              "(bool, integer or float)")
+    nbytes = math.prod(shape) * dtype.itemsize
+    data_size = info.file_size - f.tell()
+    if nbytes != data_size:
+        raise CheckpointError(
+            f"{where}: array {key!r} declares shape {tuple(shape)} of {dtype} ({nbytes:,} "
+            f"bytes) but holds {data_size:,} bytes (corrupted)")
+    return tuple(shape), dtype, fortran
+
+
+def _read_array(z: zipfile.ZipFile, key: str, info: zipfile.ZipInfo, where: str):
+    """One member as an array (its header checked again, then its data read: the CRC-32
+    is verified as the last byte comes in)."""
     with z.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise CheckpointError(f"{where}: array {key!r} has .npy format version "
-                                  f"{version}, rnnkit reads 1.0 and 2.0")
-        if dtype.hasobject:
-            raise CheckpointError(f"{where} holds pickled objects (array {key!r}); rnnkit "
-                                  "never loads pickle (unsafe)")
-        if dtype.kind not in "biuf" or dtype.names is not None or dtype.shape != ():
-            raise CheckpointError(f"{where}: array {key!r} has dtype {dtype}, not a number "
-                                  "type (bool, integer or float)")
+        shape, dtype, fortran = _header(f, key, info, where)
         nbytes = math.prod(shape) * dtype.itemsize
-        data_size = info.file_size - f.tell()
-        if nbytes != data_size:
-            raise CheckpointError(
-                f"{where}: array {key!r} declares shape {tuple(shape)} of {dtype} "
-                f"({nbytes:,} bytes) but holds {data_size:,} bytes (corrupted)")
         buf = bytearray(nbytes)
         if f.readinto(buf) != nbytes or f.read(1):
             raise CheckpointError(f"{where}: array {key!r} is truncated")
@@ -183,14 +192,33 @@ def _read_array(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.nda
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
-def _read_npz(f, path: Path) -> tuple[dict, np.ndarray]:
-    """The arrays and the raw metadata bytes of an open .npz file, or CheckpointError."""
+def _read(f, path: Path, check, with_arrays: bool = True) -> tuple[dict, dict, dict]:
+    """(arrays, meta, headers) of an open .npz file, in three passes: the archive's and
+    every array's declared sizes; the metadata; then, after ``check(meta, headers)``, the
+    arrays' data. CheckpointError for anything wrong."""
     where = repr(str(path))
     size = os.fstat(f.fileno()).st_size
     try:
         with zipfile.ZipFile(f) as z:
             infos = _members_with_meta(z, size, where)
-            arrays = {k: _read_array(z, info, where) for k, info in infos.items()}
+            headers = {}
+            for k, info in infos.items():
+                with z.open(info) as m:
+                    headers[k] = _header(m, k, info, where)[:2]
+            if infos[META_KEY].file_size > MAX_META_BYTES:
+                raise CheckpointError(f"{where}: its metadata declares "
+                                      f"{infos[META_KEY].file_size:,} bytes, more than "
+                                      f"{MAX_META_BYTES:,}")
+            raw = _read_array(z, META_KEY, infos[META_KEY], where)
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise CheckpointError(f"{where} has unreadable metadata (an array of "
+                                      f"{raw.dtype} {raw.shape}, not bytes)")
+            meta = _parse_meta(raw, where)
+            del headers[META_KEY]
+            if check is not None:
+                check(meta, headers)
+            arrays = {k: _read_array(z, k, info, where) for k, info in infos.items()
+                      if k != META_KEY and with_arrays}
     except CheckpointError:
         raise
     except _DAMAGE as e:
@@ -199,11 +227,7 @@ def _read_npz(f, path: Path) -> tuple[dict, np.ndarray]:
         # (ValueError)
         raise CheckpointError(
             f"{where} is corrupted or truncated ({type(e).__name__}: {e})") from None
-    raw = arrays.pop(META_KEY)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise CheckpointError(f"{where} has unreadable metadata (an array of {raw.dtype} "
-                              f"{raw.shape}, not bytes)")
-    return arrays, raw
+    return arrays, meta, headers
 
 
 def _members_with_meta(z: zipfile.ZipFile, size: int, where: str) -> dict:
@@ -243,13 +267,7 @@ def _parse_meta(raw: np.ndarray, where: str) -> dict:
     return meta
 
 
-def load(path) -> tuple[dict, dict]:
-    """Read a checkpoint written by :func:`save`. Returns ``(arrays, meta)``.
-
-    Raises :class:`CheckpointError` (a ValueError) naming the file if it is missing,
-    not an rnnkit checkpoint, truncated, corrupted, declares more than it holds, holds
-    anything but numeric arrays (pickled objects included) or unreadable metadata.
-    """
+def _open(path, check, with_arrays: bool):
     path = Path(path)
     where = repr(str(path))
     if path.is_dir():
@@ -269,5 +287,26 @@ def load(path) -> tuple[dict, dict]:
         if head != ZIP_MAGIC:
             raise CheckpointError(f"{where} is not an rnnkit checkpoint (not an .npz archive)")
         f.seek(0)
-        arrays, raw = _read_npz(f, path)
-    return arrays, _parse_meta(raw, where)
+        return _read(f, path, check, with_arrays)
+
+
+def load(path, check=None) -> tuple[dict, dict]:
+    """Read a checkpoint written by :func:`save`. Returns ``(arrays, meta)``.
+
+    ``check(meta, headers)``, if given, is called with the metadata and every array's
+    declared ``(shape, dtype)`` (``headers``, by name) before any array's data is read:
+    it may refuse the file (raise CheckpointError) before its arrays take memory.
+
+    Raises :class:`CheckpointError` (a ValueError) naming the file if it is missing,
+    not an rnnkit checkpoint, truncated, corrupted, declares more than it holds, holds
+    anything but numeric arrays (pickled objects included) or unreadable metadata.
+    """
+    arrays, meta, _ = _open(path, check, True)
+    return arrays, meta
+
+
+def read_meta(path) -> tuple[dict, dict]:
+    """The metadata and the arrays' declared ``(shape, dtype)`` of a checkpoint, checked as
+    :func:`load` checks them, without reading the arrays' data (nor their checksums)."""
+    _, meta, headers = _open(path, None, False)
+    return meta, headers

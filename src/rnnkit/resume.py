@@ -181,6 +181,37 @@ def check_resumable(trainer, arrays: dict, meta: dict, where: str) -> Resumable:
                      _carry(trainer, arrays, ts, where))
 
 
+def declared_shapes_check(trainer, where: str):
+    """A ``check`` for :func:`checkpoint.load`: the parameters and optimizer state a file
+    declares must have the shapes of the trainer's model, and any other array (the carried
+    state) no more entries than the model's state or parameters, before any is read."""
+    model = trainer.model
+    rnn = getattr(model, "rnn", None)
+    state_size = 0
+    if rnn is not None and getattr(trainer.train_data, "carries_state", False):
+        B = np.shape(trainer.train_data.batch(0, 0)["x"])[0]
+        state_size = rnn.num_layers * rnn.num_directions * B * rnn.hidden_size
+    limit = max(state_size, *(p.size for p in model.params.values()))
+
+    def check(meta: dict, headers: dict) -> None:
+        if meta.get("config") != model.config():
+            raise CheckpointError(f"{where} was written for another model configuration: "
+                                  f"{meta.get('config')} vs {model.config()}")
+        for k, (shape, _) in headers.items():
+            kind, _, name = k.partition("/")
+            if kind == "opt":
+                name = name.rpartition("/")[0]
+            p = model.params.get(name) if kind in ("param", "opt") else None
+            if p is not None and shape != p.shape:
+                raise CheckpointError(f"{where}: {k} declares shape {shape_str(shape)}, "
+                                      f"expected {shape_str(p.shape)}")
+            if p is None and math.prod(shape) > limit:
+                raise CheckpointError(f"{where}: array {k!r} declares shape "
+                                      f"{shape_str(shape)}, larger than any of the model's")
+
+    return check
+
+
 def _step(meta: dict):
     ts = meta.get("train_state")
     step = ts.get("step") if isinstance(ts, dict) else None
@@ -188,15 +219,17 @@ def _step(meta: dict):
 
 
 def newest_checkpoint(folder) -> tuple[Path | None, list[str]]:
-    """The complete training checkpoint of a run's folder with the most steps: ``last.npz``,
-    or a ``ckpt_step*.npz`` of more steps (left when the write of last.npz after it did not
-    happen). Returns (path or None, notes on the damaged files passed over)."""
+    """The training checkpoint of a run's folder with the most steps: ``last.npz``, or a
+    ``ckpt_step*.npz`` of more steps (left when the write of last.npz after it did not
+    happen). Files whose archive or metadata are damaged are passed over (the arrays' data
+    is checked when the chosen one is loaded). Returns (path or None, notes on the files
+    passed over)."""
     folder = Path(folder)
     notes: list[str] = []
 
     def steps_of(p: Path):
         try:
-            _, meta = checkpoint.load(p)  # complete: every checksum is verified
+            meta, _ = checkpoint.read_meta(p)  # its sizes and metadata, not its data
         except CheckpointError as e:
             notes.append(f"passed over {p.name}: {e}")
             return None

@@ -35,7 +35,7 @@ import numpy as np
 from . import checkpoint
 from .interrupts import StepBoundary
 from .optim import Optimizer, Schedule, clip_gradients
-from .resume import check_resumable
+from .resume import check_resumable, declared_shapes_check
 from .sources import ArrayData, ListData, StreamData
 
 __all__ = ["ArrayData", "ListData", "StreamData", "TrainConfig", "TrainState", "Trainer",
@@ -175,8 +175,9 @@ class Trainer:
         checkpoint written by this trainer; the next ``fit`` continues exactly. Everything
         is checked first (:func:`rnnkit.resume.check_resumable`): a file that fails leaves
         the trainer as it was and raises CheckpointError naming it."""
-        arrays, meta = checkpoint.load(path)
-        r = check_resumable(self, arrays, meta, repr(str(path)))
+        where = repr(str(path))
+        arrays, meta = checkpoint.load(path, check=declared_shapes_check(self, where))
+        r = check_resumable(self, arrays, meta, where)
         for k, a in r.params.items():
             np.copyto(self.model.params[k], a)
         self.opt.load_state_dict(r.optimizer)

@@ -124,10 +124,10 @@ def _resume_source(out: Path) -> Path:
 
 def _saved_run(path: Path) -> dict:
     """The metadata of a run's checkpoint, or a clear --resume error."""
-    from ..checkpoint import load
+    from ..checkpoint import read_meta
 
     try:
-        _, meta = load(path)
+        meta, _ = read_meta(path)
     except CheckpointError as e:
         _fail(f"--resume: {e}")
     if "train_state" not in meta:

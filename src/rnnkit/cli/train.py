@@ -106,7 +106,9 @@ def _run(trainer, cfg: TrainCommand, vocab, text: str, source: str, defaults: di
     """Train, write the results and show the final samples; the exit code."""
     out = Path(cfg.out)
     try:
-        result = trainer.fit()
+        # overflow in a diverging step is handled (skipped, restored, reported): no warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = trainer.fit()
         interrupted = result["interrupted"]
         best = _write_results(trainer, result, bool(interrupted), cfg, out, trainer.log)
     except MemoryError as e:
@@ -267,7 +269,8 @@ def _draw(plt, path: Path, steps, loss, vsteps, vloss) -> None:
         ax.plot(vsteps, vloss, "o-", label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
-    ax.legend()
+    if loss or vloss:
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")

@@ -27,16 +27,17 @@ def build_model(name: str, config: dict) -> Model:
     return MODELS[name](**config)
 
 
-def check_config(name: str, config: dict, arrays: dict, where: str) -> None:
+def check_config(name: str, config: dict, shapes: dict, where: str) -> None:
     """Refuse (CheckpointError) a saved config whose parameters would not be the
-    ``param/<name>`` arrays of the file: a size that is not an integer >= 1, or a
-    parameter the config implies that the file lacks or holds in another shape."""
-    held = {k[len("param/"):]: a.shape for k, a in arrays.items() if k.startswith("param/")}
+    ``param/<name>`` arrays of the file (``shapes``: name -> declared shape): a size that
+    is not an integer >= 1, or a parameter the config implies that the file lacks or holds
+    in another shape."""
+    held = {k[len("param/"):]: s for k, s in shapes.items() if k.startswith("param/")}
     try:
-        shapes = param_shapes(MODELS[name], config, len(held))
+        implied = param_shapes(MODELS[name], config, len(held))
     except ConfigError as e:
         raise checkpoint.CheckpointError(f"{where} has an invalid model config: {e}") from None
-    for k, shape in (shapes or {}).items():
+    for k, shape in (implied or {}).items():
         if k not in held:
             raise checkpoint.CheckpointError(
                 f"{where} has no parameter {k!r}, which its model config implies")
@@ -46,14 +47,9 @@ def check_config(name: str, config: dict, arrays: dict, where: str) -> None:
                 f"config implies {shape_str(shape)}")
 
 
-def load_model(path) -> tuple[Model, dict, dict]:
-    """Load a model saved with ``Model.save`` (or a training checkpoint).
-
-    Returns (model, meta, arrays): the extra metadata and arrays stay available. Raises
-    CheckpointError, naming the file, for any file whose model cannot be rebuilt exactly
-    from what it holds."""
-    arrays, meta = checkpoint.load(path)
-    where = repr(str(path))
+def check_model_meta(meta: dict, headers: dict, where: str) -> None:
+    """The checks of :func:`load_model` that need only the metadata and the arrays'
+    declared shapes (``headers``: name -> (shape, dtype)): done before any array is read."""
     name, config = meta.get("model"), meta.get("config")
     if name is None or config is None:
         raise checkpoint.CheckpointError(f"{where} holds no model")
@@ -63,9 +59,21 @@ def load_model(path) -> tuple[Model, dict, dict]:
     if not isinstance(config, dict):
         raise checkpoint.CheckpointError(
             f"{where} has an invalid model config: a {type(config).__name__}, not a dict")
-    check_config(name, config, arrays, where)
+    check_config(name, config, {k: h[0] for k, h in headers.items()}, where)
+
+
+def load_model(path) -> tuple[Model, dict, dict]:
+    """Load a model saved with ``Model.save`` (or a training checkpoint).
+
+    Returns (model, meta, arrays): the extra metadata and arrays stay available. Raises
+    CheckpointError, naming the file, for any file whose model cannot be rebuilt exactly
+    from what it holds; the model's config is checked against the arrays' declared shapes
+    before any array is read or anything built."""
+    where = repr(str(path))
+    arrays, meta = checkpoint.load(
+        path, check=lambda meta, headers: check_model_meta(meta, headers, where))
     try:
-        model = build_model(name, config)
+        model = build_model(meta["model"], meta["config"])
     except (TypeError, ValueError) as e:
         if isinstance(e, checkpoint.CheckpointError):
             raise
