@@ -231,9 +231,13 @@ def newest_checkpoint(folder) -> tuple[Path | None, list[str]]:
         try:
             meta, _ = checkpoint.read_meta(p)  # its sizes and metadata, not its data
         except CheckpointError as e:
-            notes.append(f"passed over {p.name}: {e}")
+            notes.append(f"{p.name}: {e}")
             return None
-        return _step(meta)
+        step = _step(meta)
+        if step is None:
+            notes.append(f"{p.name}: it holds no train_state step, so no position to "
+                         "resume from")
+        return step
 
     last = folder / "last.npz"
     last_step = steps_of(last) if last.exists() else None

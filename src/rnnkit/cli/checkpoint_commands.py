@@ -89,8 +89,9 @@ def cmd_sample(args) -> int:
         _fail(str(e))
     rng = np.random.default_rng(args.seed)
     for i in range(args.num):
-        out = Stream(vocab, cap)
-        if prime_flag is not None and not args.hide_prime:
+        shown_prime = prime_flag is not None and not args.hide_prime
+        out = Stream(vocab, cap, after="" if shown_prime else (prime_flag or ""))
+        if shown_prime:
             out.text(prime_flag)  # the sample begins with the prime, as it was typed
         model.generate(prime_ids, d.length, rng=rng, temperature=d.temperature, top_k=d.top_k,
                        top_p=d.top_p, greedy=d.greedy, beam=d.beam, stop_ids=d.stop_ids,

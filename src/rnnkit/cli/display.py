@@ -31,26 +31,30 @@ class Stream:
     joins them (words by single spaces, none at the start of a line nor before a newline),
     shown as :func:`shown` shows them."""
 
-    def __init__(self, vocab, capitalize: bool, out=None):
+    def __init__(self, vocab, capitalize: bool, out=None, after: str = ""):
+        """``after``: a text the sample continues without showing it (a hidden prime): what
+        follows it is not the start of a name."""
         self.vocab, self.capitalize = vocab, capitalize
         self.out = out or sys.stdout
         self.sep = "" if vocab.level == "char" else " "
-        self.line_start = True
+        self.line_start = True  # no separator before the next word
+        self.name_start = not after or after.endswith("\n")  # capitalised, if names are
         self.last = ""
 
     def text(self, text: str) -> None:
         """Write a typed text (the prime) as the start of the sample."""
         if text:
-            self._write(shown(text, self.capitalize) if self.line_start else text)
-            self.line_start = text.endswith("\n") or (bool(self.sep) and text[-1].isspace())
+            self._write(shown(text, self.capitalize))
+            self.name_start = text.endswith("\n")
+            self.line_start = self.name_start or (bool(self.sep) and text[-1].isspace())
 
     def token(self, tok: int) -> None:
         """Write one generated token id."""
         t = self.vocab.tokens[tok]
-        if self.capitalize and self.line_start:
+        if self.capitalize and self.name_start:
             t = t[:1].upper() + t[1:]
         self._write(t if not self.sep or self.line_start or t == "\n" else self.sep + t)
-        self.line_start = t == "\n"
+        self.line_start = self.name_start = t == "\n"
 
     def end(self) -> None:
         """Close the sample's line."""

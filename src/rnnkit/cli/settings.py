@@ -112,10 +112,10 @@ def _resume_source(out: Path) -> Path:
     path, notes = newest_checkpoint(out) if out.is_dir() else (None, [])
     if path is None:
         if notes:
-            _fail(f"--resume: {notes[0]}")
+            _fail(f"--resume: no checkpoint of {str(out)!r} can be resumed ({notes[0]})")
         _fail(f"--resume: {str(last)!r} does not exist (train without --resume first)")
     for note in notes:
-        print(f"rnnkit: note: {note}", file=sys.stderr)
+        print(f"rnnkit: note: passed over {note}", file=sys.stderr)
     if path != last:
         print(f"rnnkit: resuming from {path.name}, the newest complete checkpoint of the run",
               file=sys.stderr)
