@@ -178,6 +178,8 @@ def test_logits_without_a_distribution_are_refused(logits, message):
     ({"stop_ids": [1.0]}, r"stop_ids must be token ids in \[0, 6\), got 1.0"),
     ({"stop_ids": "\n"}, "stop_ids must be a collection of token ids, got '"),
     ({"greedy": "yes"}, "greedy must be True or False, got 'yes'"),
+    ({"greedy": True, "top_k": 0}, r"top_k must be an integer in \[1, 6\]"),
+    ({"greedy": True, "temperature": -1}, "temperature must be 0"),
 ])
 @pytest.mark.parametrize("length", [5, 0])
 def test_check_decoding_is_the_one_check_of_every_entry_point(kwargs, message, length):
