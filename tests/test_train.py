@@ -745,13 +745,47 @@ def test_an_update_that_overflows_the_weights_is_undone(tmp_path):
     with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the point here
         s = t.fit()
     assert s["stopped"] == "losses stayed non-finite"
-    assert any("the update made weights non-finite" in m for m in logs)
+    assert any("the update made weights (or the optimizer's state) non-finite" in m
+               for m in logs)
     for k, v in model.params.items():
         assert np.isfinite(v).all(), k
         assert np.array_equal(v, start[k]), k  # every update overflowed: back to the start
     for p in tmp_path.glob("*.npz"):
         arrays, _ = checkpoint.load(p)
         assert all(np.isfinite(a).all() for a in arrays.values()), p.name
+
+
+def test_an_update_that_overflows_the_optimizer_state_is_undone(tmp_path):
+    """Finite weights but an overflowing second moment (Adam's v of a float32 gradient of
+    1e20): the update is undone and no checkpoint holds a non-finite moment (a resume
+    would refuse it)."""
+    logs = []
+    model = LanguageModel(V, "rnn", 5, 1, embedding_dim=3, rng=0)
+    t = Trainer(model, Adam(model.params, lr=1e-3), StreamData(TRAIN_IDS, 4, 8),
+                StreamData(VAL_IDS, 2, 8),
+                quiet(steps=6, eval_every=2, max_bad_steps=2, max_restores=1,
+                      clip_mode="none", checkpoint_dir=str(tmp_path)), log=logs.append)
+    train_batch = model.train_batch
+
+    def huge_gradients(batch, carry):
+        stats, grads, new = train_batch(batch, carry)
+        if t.state.step >= 2:
+            grads = {k: np.full_like(g, 1e20) for k, g in grads.items()}
+        return stats, grads, new
+
+    model.train_batch = huge_gradients
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = t.fit()
+    assert s["stopped"] == "losses stayed non-finite" and s["step"] == 2
+    assert any("the optimizer's state) non-finite" in m for m in logs)
+    for p in tmp_path.glob("*.npz"):
+        arrays, _ = checkpoint.load(p)
+        assert all(np.isfinite(a).all() for a in arrays.values()), p.name
+    m3 = LanguageModel(V, "rnn", 5, 1, embedding_dim=3, rng=1)
+    t3 = Trainer(m3, Adam(m3.params, lr=1e-3), StreamData(TRAIN_IDS, 4, 8),
+                 config=quiet(steps=8))
+    t3.resume(tmp_path / "last.npz")
+    assert t3.state.step == 2
 
 
 def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):

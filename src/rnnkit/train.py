@@ -381,11 +381,12 @@ class Trainer:
                 return None, ("losses stayed non-finite" if self._bad_step(mean_loss, norm)
                               else None)
             self.opt.step(grads)
-            if not all(np.isfinite(v).all() for v in self.model.params.values()):
-                # the update itself overflowed: never keep (or save) such weights
+            if not self._finite_update():
+                # the update itself overflowed: never keep (or save) such weights or moments
                 self._restore()
                 s.batch += 1
-                stop = self._bad_step(mean_loss, norm, "the update made weights non-finite")
+                stop = self._bad_step(mean_loss, norm, "the update made weights (or the "
+                                      "optimizer's state) non-finite")
                 return None, ("losses stayed non-finite" if stop else None)
             s.bad_steps = 0
             self.carry = new_carry if _finite_state(new_carry) else None
@@ -398,6 +399,12 @@ class Trainer:
                 rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
             s.history.append(rec)  # before validation, which completes it in place
         return rec, None
+
+    def _finite_update(self) -> bool:
+        """Whether the weights and the optimizer's state are finite after an update."""
+        moments = (a for st in self.opt.state.values() for a in st.values())
+        return all(np.isfinite(v).all() for v in self.model.params.values()) and all(
+            np.isfinite(a).all() for a in moments)
 
     def _after_step(self, bar, rec: dict) -> str | None:
         """Record, show, validate and checkpoint after a step; the reason to stop, or
