@@ -21,6 +21,8 @@ import sys
 from dataclasses import fields
 
 from .. import __version__
+from ..checkpoint import CheckpointError
+from ._common import RUN_FAILED, UNUSABLE_INPUT, os_error
 from .checkpoint_commands import cmd_eval, cmd_info, cmd_sample
 from .export import add_export_parser, cmd_export
 from .settings import NOT_INHERITED, RESUME_FIXED, TrainCommand
@@ -41,9 +43,16 @@ __all__ = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors on one line, as every other error of rnnkit."""
+
+    def error(self, message: str):
+        self.exit(2, f"rnnkit: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``rnnkit`` command and its subcommands."""
-    p = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks on numpy: train "
+    p = _Parser(prog="rnnkit", description="Recurrent networks on numpy: train "
                                 "a character-level language model, then sample from it.")
     p.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     s.add_argument("--stop", help="stop after this token (default: the run's, e.g. newline)")
     s.add_argument("--num", type=int, default=1, help="number of samples (default: 1)")
-    s.add_argument("--show-prime", action="store_true", help="print the prime before the text")
+    s.add_argument("--hide-prime", action="store_true",
+                   help="print only the generated text, not the --prime it continues")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("eval", help="loss, bits per char and perplexity on a text",
@@ -105,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``rnnkit`` console script; returns the exit code."""
+    """Entry point of the ``rnnkit`` console script; returns the exit code.
+
+    Every failure a user or the system causes ends here as one line on stderr and an exit
+    status (docs/cli.md): a checkpoint that cannot be used (2), a file the system cannot
+    write or read, memory it cannot give (1); the subcommands' own checks print their line
+    and exit the same way. Subcommands added later get this for free."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -119,3 +134,15 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except CheckpointError as e:
+        return _error(str(e), UNUSABLE_INPUT)
+    except MemoryError as e:
+        return _error(f"out of memory{f' ({e})' if str(e) else ''}", RUN_FAILED)
+    except OSError as e:
+        return _error(os_error(e), RUN_FAILED)
+
+
+def _error(msg: str, code: int) -> int:
+    sys.stdout.flush()
+    print(f"rnnkit: error: {' '.join(msg.split())}", file=sys.stderr)
+    return code
