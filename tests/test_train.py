@@ -446,11 +446,14 @@ def test_history_saved_as_json_and_csv(tmp_path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(history)
-    assert list(rows[0]) == ["step", "epoch", "loss", "grad_norm", "lr", "val_loss",
-                             "val_perplexity", "val_bpc"]
+    layers = [k for k in rows[0] if k.startswith("grad_norm/")]
+    assert layers and list(rows[0]) == ["step", "epoch", "loss", "grad_norm", "clipped", "lr",
+                                        *layers, "val_loss", "val_perplexity", "val_bpc"]
     for rec, row in zip(history, rows, strict=True):
         for key, value in row.items():
-            if key in rec:
+            if key == "clipped":
+                assert value == str(rec[key])
+            elif key in rec:
                 assert float(value) == rec[key], key
             else:
                 assert value == ""

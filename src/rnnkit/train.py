@@ -370,6 +370,8 @@ class Trainer:
             self.opt.lr = self.schedule(s.step) * s.lr_scale
             carry = self.carry if self.train_data.carries_state else None
             stats, grads, new_carry = self.model.train_batch(batch, carry)
+            layers = layer_norms(grads)  # before clipping, as the global norm
+            clipped = would_clip(grads, c.clip_mode, c.clip_value)
             norm = clip_gradients(grads, c.clip_mode, c.clip_value)
         except KeyboardInterrupt:
             self.model.rng.bit_generator.state = rng_state
@@ -394,7 +396,8 @@ class Trainer:
             s.batch += 1
             self._tokens_since += stats["count"]
             rec = {"step": s.step, "epoch": s.epoch, "loss": mean_loss, "grad_norm": norm,
-                   "lr": self.opt.lr}
+                   "clipped": clipped, "lr": self.opt.lr,
+                   **{f"grad_norm/{k}": v for k, v in layers.items()}}
             if "correct" in stats:
                 rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
             s.history.append(rec)  # before validation, which completes it in place
@@ -510,6 +513,32 @@ def summarize(total: dict) -> dict:
     if "correct" in total:
         out["accuracy"] = total["correct"] / n
     return out
+
+
+def layer_norms(grads: dict) -> dict:
+    """The Euclidean norm of the gradients of each layer: parameters grouped by their name
+    without its last part (``rnn.l0.W_x`` and ``rnn.l0.W_h`` are layer ``rnn.l0``; ``head.W``
+    is ``head``). Returns {layer: norm}, in the order of the parameters."""
+    squares: dict = {}
+    for name, g in grads.items():
+        layer = name.rsplit(".", 1)[0]
+        flat = g.reshape(-1)
+        squares[layer] = squares.get(layer, 0.0) + float(np.dot(flat, flat))
+    return {k: math.sqrt(v) for k, v in squares.items()}
+
+
+def would_clip(grads: dict, mode: str, value: float) -> bool:
+    """Whether :func:`~rnnkit.optim.clip_gradients` changes these gradients (before it
+    runs): an entry beyond ``value`` (mode "value"), an array (mode "norm") or all of them
+    (mode "global_norm") with a norm above ``value``."""
+    if mode == "none":
+        return False
+    if mode == "value":
+        return any(float(np.abs(g).max(initial=0.0)) > value for g in grads.values())
+    norms = [float(np.linalg.norm(g)) for g in grads.values()]
+    if mode == "norm":
+        return any(n > value for n in norms)
+    return math.sqrt(sum(n * n for n in norms)) > value
 
 
 def save_history(history: list, path) -> Path:

@@ -256,24 +256,48 @@ def _plot(history: list, path: Path, log) -> None:
     vsteps = [h["step"] for h in history if h.get("val_loss") is not None]
     vloss = [h["val_loss"] for h in history if h.get("val_loss") is not None]
     try:
-        _draw(plt, path, steps, loss, vsteps, vloss)
+        _draw(plt, path, steps, loss, vsteps, vloss, [h for h in history if "grad_norm" in h])
     except Exception as e:  # the plot is a convenience: never lose a finished run to it
         log(f"note: could not draw {path} ({type(e).__name__}: {e}); history.csv has the numbers")
 
 
-def _draw(plt, path: Path, steps, loss, vsteps, vloss) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _draw_gradients(gx, grads: list) -> None:
+    """Gradient norms (log scale) and the running share of clipped steps (right axis)."""
+    steps = [h["step"] for h in grads]
+    gx.semilogy(steps, [max(h["grad_norm"], 1e-30) for h in grads], lw=0.8, label="global")
+    for key in [k for k in grads[-1] if k.startswith("grad_norm/")]:
+        gx.semilogy(steps, [max(h.get(key, 0.0), 1e-30) for h in grads], lw=0.6, alpha=0.7,
+                    label=key.split("/", 1)[1])
+    gx.set_ylabel("gradient norm before clipping")
+    gx.grid(alpha=0.3)
+    gx.legend(fontsize=7, ncol=3)
+    clipped = np.array([bool(h.get("clipped", False)) for h in grads], dtype=float)
+    k = max(1, min(50, len(clipped)))
+    share = np.convolve(clipped, np.ones(k) / k, mode="valid")
+    cx = gx.twinx()
+    cx.plot(steps[k - 1:], share, color="black", lw=0.8, ls="--")
+    cx.set_ylim(0, 1)
+    cx.set_ylabel(f"share clipped (last {k} steps, dashed)")
+
+
+def _draw(plt, path: Path, steps, loss, vsteps, vloss, grads) -> None:
+    """The loss plot: the losses, and below them the gradient's norm before clipping
+    (global and per layer) with the share of steps that clipping changed."""
+    fig, (ax, gx) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True,
+                                 gridspec_kw={"height_ratios": [3, 2]})
     if loss:
         k = max(1, len(loss) // 100)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
         ax.plot(steps[k - 1:], smooth, label="train (smoothed)")
     if vloss:
         ax.plot(vsteps, vloss, "o-", label="validation")
-    ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     if loss or vloss:
         ax.legend()
     ax.grid(alpha=0.3)
+    if grads:
+        _draw_gradients(gx, grads)
+    gx.set_xlabel("step")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
