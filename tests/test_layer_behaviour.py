@@ -430,3 +430,26 @@ def test_one_hot_ids_out_of_range_and_wrong_shapes():
         layer.forward(np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"x must have 3 dimensions \(T, B, 3\)"):
         layer.forward(np.zeros((2, 2)), time_major=True)
+
+
+# ---------------------------------------------------------------------- cache ownership
+def test_backward_refuses_a_cache_of_another_layer():
+    """A cache records the layer that made it: another layer's cache, or this layer's
+    after its parameters changed shape, is refused with a message, never used."""
+    x4 = np.zeros((2, 3, 4))
+    a, b = rnnkit.RNN(4, 5, dtype=np.float64, rng=0), rnnkit.RNN(3, 5, dtype=np.float64)
+    out, _, cache = a.forward(x4)
+    with pytest.raises(ValueError, match=r"cache does not belong to this layer \(RNN\("
+                                         r"input_size=3.*made by another layer, RNN\("
+                                         r"input_size=4"):
+        b.backward(np.ones_like(out), cache)
+    twin = rnnkit.RNN(4, 5, dtype=np.float64, rng=0)  # the same configuration
+    with pytest.raises(ValueError, match="made by another layer"):
+        twin.backward(np.ones_like(out), cache)
+    a.params["l0.W_x"] = np.zeros((6, 5))
+    with pytest.raises(ValueError, match="parameter shapes changed"):
+        a.backward(np.ones_like(out), cache)
+    lstm = rnnkit.LSTM(4, 5, rng=0)
+    _, _, lcache = lstm.forward(x4.astype(np.float32))
+    with pytest.raises(ValueError, match="made by another layer, LSTM"):
+        rnnkit.GRU(4, 5).backward(None, lcache)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import sequence
+from . import initializers, sequence
 from ._checks import (
     as_dtype,
     as_rng,
@@ -37,7 +37,7 @@ from ._checks import (
     shape_str,
 )
 from .bidirectional import MERGES, merge, merge_backward, reverse_index, time_gather
-from .sequence import GATES, Trace
+from .sequence import Trace
 
 
 @dataclass
@@ -50,7 +50,9 @@ class RecurrentCache:
     outs: per layer, the per-direction outputs (T, B, H) used by the merge;
     state_from_param: whether the initial state came from the learned ``h0``/``c0``;
     time_major: the layout of forward's x and out (and so of backward's dout and dx);
-    ids: whether x held one-hot ids (then backward returns no dx).
+    ids: whether x held one-hot ids (then backward returns no dx);
+    owner: the layer that made it, as (id of the layer, its configuration): backward
+    refuses the cache of another layer or of another configuration.
     """
 
     dirs: list
@@ -63,6 +65,7 @@ class RecurrentCache:
     state_from_param: bool
     time_major: bool = False
     ids: bool = False
+    owner: tuple = ()
 
 
 class Recurrent:
@@ -90,8 +93,11 @@ class Recurrent:
             merged like the outputs.
         dtype: float32 (default) or float64.
         rng: a seed or ``np.random.Generator`` for initialisation and dropout.
-
-    Initialisation: weights ~ U(-1/sqrt(H), 1/sqrt(H)) (as PyTorch), biases zero.
+        init: the initialisation scheme, a name or a dict with its argument:
+            ``"default"`` (weights U(-1/sqrt(H), 1/sqrt(H)), as PyTorch; biases zero),
+            ``"glorot_orthogonal"`` (Keras), ``"identity"`` (IRNN, ``scale``),
+            ``"uniform"`` (``range``, char-rnn's 0.08), ``"chrono"`` (LSTM/GRU gate
+            biases, ``t_max``); see :mod:`rnnkit.initializers`.
     """
 
     kind = "rnn"
@@ -111,6 +117,7 @@ class Recurrent:
         return_sequences: bool = True,
         dtype=np.float32,
         rng=None,
+        init="default",
     ):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
@@ -125,6 +132,7 @@ class Recurrent:
         self.return_sequences = bool(return_sequences)
         self.dtype = as_dtype(dtype)
         self.rng = as_rng(rng)
+        self.init = initializers.as_scheme(init, self.kind)
         self.training = True
         self.params: dict[str, np.ndarray] = {}
         self._init_params()
@@ -173,6 +181,7 @@ class Recurrent:
             "initial_state": self.initial_state,
             "return_sequences": self.return_sequences,
             "dtype": self.dtype.name,
+            "init": dict(self.init),
             **self._extra_config(),
         }
 
@@ -181,25 +190,21 @@ class Recurrent:
         return f"{type(self).__name__}({args})"
 
     def _init_params(self) -> None:
-        H, G = self.hidden_size, GATES[self.kind]
-        k = 1.0 / np.sqrt(H)
+        """Draw the parameters from the layer's rng with its ``init`` scheme."""
+        H = self.hidden_size
         for layer in range(self.num_layers):
             D = self.input_size if layer == 0 else self.output_size
             for prefix in self._prefixes(layer):
-                self.params[prefix + "W_x"] = self.rng.uniform(-k, k, (D, G * H)).astype(self.dtype)
-                self.params[prefix + "W_h"] = self.rng.uniform(-k, k, (H, G * H)).astype(self.dtype)
-                if self.bias:
-                    self.params[prefix + "b"] = self._initial_bias(G * H)
-                    if self.kind == "gru" and self.reset_after:
-                        self.params[prefix + "b_hn"] = np.zeros(H, dtype=self.dtype)
+                p = initializers.direction(self.init, self.kind, D, H, self.bias,
+                                           getattr(self, "forget_bias", 0.0),
+                                           getattr(self, "reset_after", False), self.rng,
+                                           self.dtype)
+                self.params.update({prefix + k: v for k, v in p.items()})
         if self.initial_state == "learned":
             n = self.num_layers * self.num_directions
             self.params["h0"] = np.zeros((n, H), dtype=self.dtype)
             if self.kind == "lstm":
                 self.params["c0"] = np.zeros((n, H), dtype=self.dtype)
-
-    def _initial_bias(self, size: int) -> np.ndarray:
-        return np.zeros(size, dtype=self.dtype)
 
     def train(self) -> Recurrent:
         """Training mode: dropout is applied. Returns self."""
@@ -240,36 +245,6 @@ class Recurrent:
                             f"got a {type(state).__name__}")
         return check_array(state, name, shape, self.dtype, finite), None
 
-    def _check_mask(self, mask, lengths, B: int, T: int):
-        """Return the mask as (T, B) bool (time-major) or None."""
-        if mask is not None and lengths is not None:
-            raise ValueError("give either mask or lengths, not both")
-        if lengths is not None:
-            lengths = np.asarray(lengths)
-            if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
-                raise ValueError(
-                    f"lengths must be an integer array of shape ({B},), got "
-                    f"{lengths.dtype} {shape_str(lengths.shape)}"
-                )
-            if (lengths < 0).any() or (lengths > T).any():
-                raise ValueError(f"lengths must be in [0, {T}], got {lengths.tolist()}")
-            mask = np.arange(T)[None, :] < lengths[:, None]
-        if mask is None:
-            return None
-        mask = np.asarray(mask)
-        if mask.shape != (B, T):
-            raise ValueError(
-                f"mask must have shape (B, T) = ({B}, {T}), got {shape_str(mask.shape)}"
-            )
-        if mask.dtype != bool:
-            if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
-                raise ValueError(f"mask must be boolean (or 0/1), True marking a valid step; "
-                                 f"got dtype {mask.dtype} with other values")
-            mask = mask.astype(bool)
-        if mask.all():
-            return None
-        return np.ascontiguousarray(mask.T)
-
     # ------------------------------------------------------------------ forward
     def _run_direction(self, prefix, x, h0, c0, mask, rec_mask=None, ids=None) -> Trace:
         return sequence.forward(self.kind, self._direction_params(prefix), x, h0, c0, mask,
@@ -304,7 +279,7 @@ class Recurrent:
             cache: a :class:`RecurrentCache` for ``backward``.
         """
         inp, ids, T, B = self._check_input(x, time_major)
-        m = self._check_mask(mask, lengths, B, T)
+        m = sequence.time_mask(mask, lengths, B, T)
         from_param = state is None and self.initial_state == "learned"
         if state is None:
             h0, c0 = self._initial_state(B, copy=False)
@@ -312,7 +287,7 @@ class Recurrent:
             h0, c0 = self._check_state(state, B)
         rev_idx = reverse_index(T, B, m) if self.bidirectional else None
         cache = RecurrentCache([], [], m, rev_idx, [], B, T, from_param, time_major,
-                               ids is not None)
+                               ids is not None, self._owner())
         finals = []
         for layer in range(self.num_layers):
             inp = self._forward_layer(layer, inp, h0, c0, cache, finals)
@@ -421,7 +396,8 @@ class Recurrent:
         return h, (np.zeros_like(h) if self.kind == "lstm" else None)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True):
+    def backward(self, dout, cache: RecurrentCache, dstate=None, need_dx: bool = True,
+                 dh_steps: dict | None = None):
         """Backpropagation through time.
 
         Args:
@@ -432,13 +408,14 @@ class Recurrent:
             need_dx: False when x is data that needs no gradient (as PyTorch skips inputs
                 without ``requires_grad``): dx is then None and its product is not formed.
                 One-hot ids never get one.
+            dh_steps: None, or a dict that receives, for inspection, the whole gradient of
+                every step's state: ``dh_steps[(layer, "forward" or "reverse")]`` (T, B, H)
+                (time-major, in the sequence's own time order; :mod:`rnnkit.inspect`).
         Returns:
             dx (B, T, D) ((T, B, D) if time-major) or None, dstate0 (gradient w.r.t. the
             initial state, same structure as the state), grads (dict keyed like ``params``).
         """
-        if not isinstance(cache, RecurrentCache):
-            raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
-                            f"{type(cache).__name__}")
+        self._check_cache(cache)
         dy, dh_n, dc_n = self._upstream(dout, cache, dstate)
         n = self.num_layers * self.num_directions
         dh0 = np.zeros((n, cache.batch, self.hidden_size), dtype=self.dtype)
@@ -446,7 +423,7 @@ class Recurrent:
         grads: dict[str, np.ndarray] = {}
         for layer in range(self.num_layers - 1, -1, -1):
             dy = self._backward_layer(layer, dy, cache, dh_n, dc_n, dh0, dc0, grads,
-                                      need_dx=(need_dx and not cache.ids) or layer > 0)
+                                      (need_dx and not cache.ids) or layer > 0, dh_steps)
         if self.initial_state == "learned":
             # the learned h0 (c0) is broadcast over the batch: its gradient sums over it
             from_param = cache.state_from_param
@@ -457,6 +434,26 @@ class Recurrent:
         dx = dy if dy is None or cache.time_major else dy.transpose(1, 0, 2)
         dstate0 = (dh0, dc0) if self.kind == "lstm" else dh0
         return dx, dstate0, {k: grads[k] for k in self.params}
+
+    def _owner(self) -> tuple:
+        """What a cache records of the layer that made it (see :meth:`_check_cache`)."""
+        shapes = tuple((k, v.shape, v.dtype.str) for k, v in self.params.items())
+        return id(self), repr(self), shapes
+
+    def _check_cache(self, cache) -> None:
+        """Refuse what is not a cache of this layer's own forward, in its configuration."""
+        if not isinstance(cache, RecurrentCache):
+            raise TypeError(f"cache must be the RecurrentCache returned by forward, got "
+                            f"{type(cache).__name__}")
+        if cache.owner == self._owner():
+            return
+        made_by = cache.owner[1] if cache.owner else "an unknown layer"
+        if cache.owner and cache.owner[0] == id(self):
+            why = "this layer's configuration or parameter shapes changed since its forward"
+        else:
+            why = f"it was made by another layer, {made_by}"
+        raise ValueError(f"cache does not belong to this layer ({self!r}): {why}; pass the "
+                         "cache that this layer's forward returned")
 
     def _upstream(self, dout, cache: RecurrentCache, dstate):
         """Checked upstream gradients: dy (T, B, out_features) of the top layer's output
@@ -485,7 +482,8 @@ class Recurrent:
             dh_n[n - dirs + d] += g
         return None, dh_n, dc_n
 
-    def _backward_layer(self, layer, dy, cache, dh_n, dc_n, dh0, dc0, grads, need_dx):
+    def _backward_layer(self, layer, dy, cache, dh_n, dc_n, dh0, dc0, grads, need_dx,
+                        dh_steps=None):
         """Both directions of one layer, backward: dy (T, B, out_features) the gradient of
         the layer's output (or None); fills dh0, dc0 and grads; returns the gradient of the
         layer's input (T, B, D_k), or None."""
@@ -501,8 +499,14 @@ class Recurrent:
         for d, prefix in enumerate(self._prefixes(layer)):
             s = layer * self.num_directions + d
             dd = ddirs[d] if d == 0 or ddirs[d] is None else time_gather(ddirs[d], rev)
+            steps = None if dh_steps is None else np.empty(
+                (cache.steps, cache.batch, self.hidden_size), dtype=self.dtype)
             dx, dh0[s], dc, g = sequence.backward(cache.dirs[layer][d], dd, dh_n[s],
-                                                  None if dc_n is None else dc_n[s], need_dx)
+                                                  None if dc_n is None else dc_n[s], need_dx,
+                                                  steps)
+            if steps is not None:
+                dh_steps[(layer, ("forward", "reverse")[d])] = (
+                    steps if d == 0 else time_gather(steps, rev))
             if dc0 is not None:
                 dc0[s] = dc
             grads.update({prefix + k: v for k, v in g.items()})
@@ -554,12 +558,6 @@ class LSTM(Recurrent):
             raise TypeError(f"forget_bias must be a number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)
         super().__init__(input_size, hidden_size, num_layers, **kwargs)
-
-    def _initial_bias(self, size):
-        b = np.zeros(size, dtype=self.dtype)
-        H = self.hidden_size
-        b[H : 2 * H] = self.forget_bias
-        return b
 
     def _extra_config(self):
         return {"forget_bias": self.forget_bias}

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import accelerated, cells
+from ._checks import shape_str
 from ._workspace import empty
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -77,6 +78,39 @@ def _ops(dtype):
     """The step functions to run: the compiled ones (:mod:`rnnkit.accelerated`) when
     enabled, else :mod:`rnnkit.cells`."""
     return accelerated.kernels(dtype) or cells
+
+
+def time_mask(mask, lengths, B: int, T: int) -> np.ndarray | None:
+    """A layer's ``mask`` (B, T) (bool or 0/1, True at valid steps) or ``lengths`` (B,)
+    (valid steps a prefix), checked, as the loop's (T, B) bool mask; None when every step
+    is valid."""
+    if mask is not None and lengths is not None:
+        raise ValueError("give either mask or lengths, not both")
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
+            raise ValueError(
+                f"lengths must be an integer array of shape ({B},), got "
+                f"{lengths.dtype} {shape_str(lengths.shape)}"
+            )
+        if (lengths < 0).any() or (lengths > T).any():
+            raise ValueError(f"lengths must be in [0, {T}], got {lengths.tolist()}")
+        mask = np.arange(T)[None, :] < lengths[:, None]
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (B, T):
+        raise ValueError(
+            f"mask must have shape (B, T) = ({B}, {T}), got {shape_str(mask.shape)}"
+        )
+    if mask.dtype != bool:
+        if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"mask must be boolean (or 0/1), True marking a valid step; "
+                             f"got dtype {mask.dtype} with other values")
+        mask = mask.astype(bool)
+    if mask.all():
+        return None
+    return np.ascontiguousarray(mask.T)
 
 
 # --------------------------------------------------------------------------- forward
@@ -198,14 +232,17 @@ def step(kind: str, params: dict, x: np.ndarray | None, h: np.ndarray,
 
 # --------------------------------------------------------------------------- backward
 def backward(tr: Trace, dhs: np.ndarray | None, dh_last: np.ndarray | None = None,
-             dc_last: np.ndarray | None = None, need_dx: bool = True):
+             dc_last: np.ndarray | None = None, need_dx: bool = True,
+             dh_steps: np.ndarray | None = None):
     """Backpropagation through time for one direction.
 
     dhs (T, B, H): the gradient of the loss with respect to each step's output state
     ``hs[1:]`` (or None); dh_last, dc_last (B, H): with respect to the final state (or
-    None). need_dx: False skips the input gradient. Returns ``dx (T, B, D) or None, dh0
-    (B, H), dc0 (B, H) or None, grads`` with grads holding ``W_x, W_h`` and, when the
-    direction has them, ``b, b_hn``.
+    None). need_dx: False skips the input gradient. dh_steps: None, or a (T, B, H) array
+    that receives the whole gradient of each step's state h_t (for inspection: how the
+    gradient shrinks or grows with the distance to the loss). Returns ``dx (T, B, D) or
+    None, dh0 (B, H), dc0 (B, H) or None, grads`` with grads holding ``W_x, W_h`` and, when
+    the direction has them, ``b, b_hn``.
     """
     T, B, H = tr.steps, tr.hs.shape[1], tr.hs.shape[2]
     dt = tr.hs.dtype
@@ -225,6 +262,10 @@ def backward(tr: Trace, dhs: np.ndarray | None, dh_last: np.ndarray | None = Non
         if tr.mask is not None:
             keep = _hold(tr.mask[t], dh, dc)
         dh_out = None if dhs is None else dhs[t]
+        if dh_steps is not None:
+            np.add(dh, 0 if dh_out is None else dh_out, out=dh_steps[t])
+            if keep is not None:
+                dh_steps[t] += keep[0]
         _backward_step(ops, tr, t, W_h, dh, dh_out, dc, dG[t],
                        None if drec is None else drec[t], dh_in)
         if tr.rec_mask is not None:
