@@ -694,6 +694,13 @@ def _configs():
     for cell in ("rnn", "lstm", "gru"):
         yield Seq2Seq(6, 7, bos_id=1, eos_id=2, embedding_dim=4, cell=cell, hidden_size=5,
                       num_layers=2, rng=0)
+    for att, bidir, feed, size in itertools.product((None, "additive", "general", "dot"),
+                                                    (False, True), (False, True), (None, 3)):
+        if (feed and att is None) or (size is not None and att != "additive"):
+            continue
+        yield Seq2Seq(6, 7, bos_id=1, eos_id=2, embedding_dim=4, cell="lstm", hidden_size=6,
+                      bidirectional=bidir, attention=att, attention_size=size,
+                      input_feeding=feed, rng=0)
 
 
 def test_the_shapes_a_config_implies_are_those_of_the_built_model():

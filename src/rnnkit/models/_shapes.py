@@ -112,13 +112,41 @@ def _stack(cfg: dict, n: int, outputs: int, bidirectional=None) -> dict:
     return shapes
 
 
+def _attention(cfg: dict, H: int) -> dict:
+    """The shapes of a Seq2Seq's attention (:class:`rnnkit.attention.Attention` with
+    queries and keys of H features): the score's, then ``W_c``, ``b_c``."""
+    from ..attention import KINDS
+
+    kind = cfg["attention"]
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(f"config attention must be None or one of "
+                          f"{', '.join(map(repr, KINDS))}, got {kind!r}")
+    shapes = {}
+    if kind == "additive":
+        A = _size(cfg, "attention_size", optional=True) or H
+        shapes = {"attention.W_q": (H, A), "attention.W_k": (H, A), "attention.b": (A,),
+                  "attention.v": (A,)}
+    elif kind == "general":
+        shapes = {"attention.W_a": (H, H)}
+    return {**shapes, "attention.W_c": (2 * H, H), "attention.b_c": (H,)}
+
+
 def _seq2seq(cfg: dict, n: int) -> dict:
     Vs, Vt = _size(cfg, "src_vocab_size", 2), _size(cfg, "tgt_vocab_size", 2)
-    E = _size(cfg, "embedding_dim")
-    shapes = {"src_embed.W": (Vs, E), "tgt_embed.W": (Vt, E)}
-    shapes.update(_recurrent("encoder.", cfg, E, n, False))
-    shapes.update(_recurrent("decoder.", cfg, E, n, False))
-    shapes.update(_head("head", cfg["hidden_size"], Vt))
+    E, H = _size(cfg, "embedding_dim"), _size(cfg, "hidden_size")
+    shapes = {"src_embed.W": (Vs, E)}
+    bidir = bool(cfg.get("bidirectional"))
+    if bidir and H % 2:
+        raise ConfigError(f"config hidden_size must be even with a bidirectional encoder, "
+                          f"got {H}")
+    enc = {**cfg, "hidden_size": H // 2, "merge": "concat"} if bidir else cfg
+    shapes.update(_recurrent("encoder.", enc, E, n, bidir))
+    shapes["tgt_embed.W"] = (Vt, E)
+    feeding = bool(cfg.get("input_feeding")) and cfg.get("attention") is not None
+    shapes.update(_recurrent("decoder.", cfg, E + (H if feeding else 0), n, False))
+    if cfg.get("attention") is not None:
+        shapes.update(_attention(cfg, H))
+    shapes.update(_head("head", H, Vt))
     return shapes
 
 
