@@ -35,6 +35,7 @@ class Resumable:
     rng_state: dict
     train_state: dict  # TrainState's fields
     carry: object  # the carried state (an array or a pair), or None
+    model_state: dict  # the model's own state beyond its parameters (Model.restore_state)
 
 
 def _int(value, name: str, where: str, minimum: int = 0) -> int:
@@ -178,7 +179,8 @@ def check_resumable(trainer, arrays: dict, meta: dict, where: str) -> Resumable:
     params = trainer.model.check_arrays(arrays, where)
     opt = _optimizer(trainer.opt, meta, arrays, ts["step"], where)
     return Resumable(params, opt, _rng_state(trainer.model.rng, meta, where), ts,
-                     _carry(trainer, arrays, ts, where))
+                     _carry(trainer, arrays, ts, where),
+                     trainer.model.check_state_arrays(arrays, where))
 
 
 def declared_shapes_check(trainer, where: str):

@@ -180,6 +180,7 @@ class Trainer:
         r = check_resumable(self, arrays, meta, where)
         for k, a in r.params.items():
             np.copyto(self.model.params[k], a)
+        self.model.restore_state(r.model_state)
         self.opt.load_state_dict(r.optimizer)
         self.model.rng.bit_generator.state = r.rng_state
         self.state = TrainState(**r.train_state)

@@ -133,11 +133,24 @@ class Model:
                 f"{', '.join(map(repr, extra[:5]))}")
         return out
 
+    def check_state_arrays(self, arrays: dict, source: str = "checkpoint") -> dict:
+        """The model's own state beyond its parameters (``state/<name>`` arrays, such as
+        a Seq2Seq's count of training steps) checked; what :meth:`restore_state` takes.
+        Raises CheckpointError naming ``source``. Models without such state return {}."""
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        """Restore what :meth:`check_state_arrays` returned."""
+
     def load_arrays(self, arrays: dict, source: str = "checkpoint") -> None:
-        """Copy ``param/<name>`` arrays into the parameters, all of them or (if any fails
-        :meth:`check_arrays`) none."""
-        for k, a in self.check_arrays(arrays, source).items():
+        """Copy ``param/<name>`` arrays into the parameters and restore the model's state,
+        all of it or (if any fails :meth:`check_arrays` or :meth:`check_state_arrays`)
+        nothing."""
+        params = self.check_arrays(arrays, source)
+        state = self.check_state_arrays(arrays, source)
+        for k, a in params.items():
             np.copyto(self.params[k], a)
+        self.restore_state(state)
 
     def save(self, path, meta: dict | None = None, arrays: dict | None = None):
         """Write the model (and optional extra metadata and arrays) atomically."""

@@ -511,14 +511,19 @@ class Seq2Seq(Model):
         return {**super().checkpoint_arrays(),
                 STEP_KEY: np.array(self.train_steps, dtype=np.int64)}
 
-    def load_arrays(self, arrays: dict, source: str = "checkpoint") -> None:
-        """The parameters, and ``train_steps`` when saved (0 for files written before it)."""
-        super().load_arrays(arrays, source)
-        if STEP_KEY in arrays:
-            a = arrays[STEP_KEY]
-            if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
-                from .. import checkpoint
+    def check_state_arrays(self, arrays: dict, source: str = "checkpoint") -> dict:
+        """``train_steps`` when saved (0 for files written before it), checked to be a
+        non-negative integer; raises CheckpointError naming ``source``."""
+        if STEP_KEY not in arrays:
+            return {"train_steps": 0}
+        a = arrays[STEP_KEY]
+        if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+            from .. import checkpoint
 
-                raise checkpoint.CheckpointError(
-                    f"{source}: {STEP_KEY} must be a non-negative integer, got {a!r}")
-            self.train_steps = int(a)
+            raise checkpoint.CheckpointError(
+                f"{source}: {STEP_KEY} must be a non-negative integer, got {a!r}")
+        return {"train_steps": int(a)}
+
+    def restore_state(self, state: dict) -> None:
+        """Set ``train_steps`` (the teacher-forcing schedule's position)."""
+        self.train_steps = state["train_steps"]
