@@ -585,8 +585,17 @@ def test_seq2seq_attention_bad_input():
     model = Seq2Seq(6, 7, 1, 2, embedding_dim=2, hidden_size=4, attention="general", rng=0)
     with pytest.raises(ValueError, match="src row 1 is all padding"):
         model.decode(np.array([[3, 4], [0, 0]]))
-    with pytest.raises(ValueError, match="max_len must be an integer >= 1, got 0"):
-        model.decode([[3]], max_len=0)
+    with pytest.raises(ValueError, match="max_len must be an integer >= 0, got -1"):
+        model.decode([[3]], max_len=-1)
+    with pytest.raises(ValueError, match="max_len must be an integer >= 0, got 2.5"):
+        model.decode([[3]], max_len=2.5)
+    outs, weights = model.decode([[3, 4]], max_len=0, return_attention=True)
+    assert outs == [[]] and weights[0].shape == (0, 2)
+    assert model.decode([[3, 4]], max_len=0, beam=2) == [[]]
+    with pytest.raises(ValueError, match="length_penalty ranks the hypotheses of a beam"):
+        model.decode([[3]], length_penalty=0.6)
+    with pytest.raises(ValueError, match="length_penalty must be a finite number"):
+        model.decode([[3]], beam=2, length_penalty=float("nan"))
     with pytest.raises(ValueError, match="beam must be an integer >= 1, got 0"):
         model.decode([[3]], beam=0)
     with pytest.raises(TypeError, match="cache must be the Seq2SeqCache"):

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._checks import check_choice, check_ids, check_positive_int
 from ..attention import KINDS, Attention, Memory
-from ..generate import beam_search
+from ..generate import beam_search, check_decoding
 from ..layers import Dense, Embedding
 from ..losses import softmax, softmax_cross_entropy
 from .base import Model, make_recurrent
@@ -421,15 +421,22 @@ class Seq2Seq(Model):
         *dec, feed = state
         return (tuple(dec) if len(dec) == 2 else dec[0]), feed[0]
 
-    def decode(self, src, max_len: int = 50, beam: int = 1, return_attention: bool = False):
+    def decode(self, src, max_len: int = 50, beam: int = 1, return_attention: bool = False,
+               length_penalty: float = 0.0):
         """Translate each source sequence (B, T_x) (or a list of id lists): greedy (beam 1,
-        all sequences at once) or beam search (one sequence at a time).
+        all sequences at once) or beam search (one sequence at a time, hypotheses scored by
+        their summed log-probabilities divided by ``len ** length_penalty``).
 
-        Returns one id list per sequence, without bos/eos; with ``return_attention``, also
-        one array of weights (T_y, T_x) per sequence: a row per output token, a column per
-        source token (padding left out), each row summing to 1."""
-        max_len = check_positive_int(max_len, "max_len")
-        beam = check_positive_int(beam, "beam")
+        Returns one id list per sequence (at most ``max_len`` ids), without bos/eos; with
+        ``return_attention``, also one array of weights (T_y, T_x) per sequence: a row per
+        output token, a column per source token (padding left out), each row summing to 1.
+        """
+        d = check_decoding(self.tgt_vocab_size, max_len, beam=beam,
+                           names={"length": "max_len"})
+        max_len = d.length
+        if length_penalty != 0.0 and d.beam == 1:
+            raise ValueError(f"length_penalty ranks the hypotheses of a beam search: it needs "
+                             f"beam >= 2, got beam=1 and length_penalty={length_penalty!r}")
         if return_attention and self.attention is None:
             raise ValueError("return_attention needs a model with attention (attention="
                              "'additive', 'general' or 'dot'); this one has none")
@@ -441,10 +448,11 @@ class Seq2Seq(Model):
         self.eval()
         try:
             state, memory, _ = self.encode(src)
-            if beam == 1:
+            if d.beam == 1:
                 outs, weights = self._greedy(state, memory, src.shape[0], max_len)
             else:
-                outs = [self._beam(state, memory, b, beam, max_len) for b in range(len(src))]
+                outs = [self._beam(state, memory, b, d.beam, max_len, length_penalty)
+                        for b in range(len(src))]
                 weights = self._forced_weights(src, outs) if return_attention else None
         finally:
             if was:
@@ -461,7 +469,7 @@ class Seq2Seq(Model):
         state = self._join_state(state, np.zeros((B, self.hidden_size), self.dtype))
         ids = np.full(B, self.bos_id)
         toks = np.empty((B, max_len), dtype=np.intp)
-        rows, done = [], np.zeros(B, dtype=bool)
+        rows, done, t = [], np.zeros(B, dtype=bool), -1
         for t in range(max_len):
             logits, state, a = step(ids, state)
             ids = toks[:, t] = logits.argmax(axis=1)
@@ -473,9 +481,13 @@ class Seq2Seq(Model):
         outs = []
         for seq in toks[:, : t + 1].tolist():
             outs.append(seq[: seq.index(self.eos_id)] if self.eos_id in seq else seq)
-        return outs, (np.stack(rows, axis=1) if rows else None)
+        if memory is None:
+            return outs, None
+        T_x = memory.keys.shape[1]
+        return outs, (np.stack(rows, axis=1) if rows else np.zeros((B, 0, T_x), self.dtype))
 
-    def _beam(self, state, memory, b: int, width: int, max_len: int) -> list[int]:
+    def _beam(self, state, memory, b: int, width: int, max_len: int,
+              length_penalty: float = 0.0) -> list[int]:
         """Beam search for source b: its id list, eos removed."""
         st = tuple(s[:, b : b + 1] for s in state) if isinstance(state, tuple) \
             else state[:, b : b + 1]
@@ -487,7 +499,7 @@ class Seq2Seq(Model):
             return logits, s
 
         logits, st = step2(np.array([self.bos_id]), st)
-        seq = beam_search(step2, logits[0], st, width, max_len, [self.eos_id])
+        seq = beam_search(step2, logits[0], st, width, max_len, [self.eos_id], length_penalty)
         return seq[:-1] if seq and seq[-1] == self.eos_id else seq
 
     def _forced_weights(self, src, outs):
