@@ -340,9 +340,12 @@ def test_refusals_name_the_problem(tmp_path):
         export(layer, tmp_path / "m.onnx", dtype=np.float16)
     with pytest.raises(TypeError, match="lengths must be True or False, got 'yes'"):
         export(layer, tmp_path / "m.onnx", lengths="yes")
-    model = Seq2Seq(5, 5, bos_id=1, eos_id=2, hidden_size=H)
-    model.attention = True  # a decoder that reads all encoder outputs
-    with pytest.raises(ValueError, match="uses attention"):
+    for kind in ("additive", "general", "dot"):  # a decoder that reads all encoder outputs
+        model = Seq2Seq(5, 5, bos_id=1, eos_id=2, hidden_size=H, attention=kind)
+        with pytest.raises(ValueError, match=f"has attention='{kind}'.*with attention=None"):
+            export(model, tmp_path / "s.onnx")
+    model = Seq2Seq(5, 5, bos_id=1, eos_id=2, hidden_size=4, bidirectional=True)
+    with pytest.raises(ValueError, match="has bidirectional=True.*bidirectional=False"):
         export(model, tmp_path / "s.onnx")
     assert not list(tmp_path.iterdir())  # nothing written by a refused export
 
@@ -400,6 +403,9 @@ def test_training_only_options_are_named_not_dropped(tmp_path, capsys):
         "rnn.dropout=0.2", "rnn.recurrent_dropout=0.1", "rnn.variational",
         "dropout=0.2 (before the output layer)"]
     assert rnnkit.onnx.training_only(rnnkit.GRU(D, H)) == []
+    sampled = Seq2Seq(5, 5, bos_id=1, eos_id=2, hidden_size=H, teacher_forcing=0.5)
+    assert rnnkit.onnx.training_only(sampled) == ["teacher_forcing (scheduled sampling)"]
+    assert rnnkit.onnx.training_only(Seq2Seq(5, 5, bos_id=1, eos_id=2, hidden_size=H)) == []
     doc = onnx.load(str(export(model, tmp_path / "m.onnx")["step"])).doc_string
     assert doc.endswith("Training-only options, not in the graph: rnn.dropout=0.2, "
                         "rnn.recurrent_dropout=0.1, rnn.variational, dropout=0.2 (before the "

@@ -130,6 +130,11 @@ def test_what_torch_cannot_express_is_refused():
         to_torch(LanguageModel(V, hidden_size=4, cond_size=3))
     with pytest.raises(ValueError, match="reset_after=False"):
         to_torch(SequenceTagger(3, input_size=2, cell="gru", reset_after=False))
+    for kind in ("additive", "general", "dot"):
+        with pytest.raises(ValueError, match=f"has attention='{kind}'.*with attention=None"):
+            to_torch(Seq2Seq(V, V, 1, 2, hidden_size=4, attention=kind))
+    with pytest.raises(ValueError, match="has bidirectional=True.*bidirectional=False"):
+        to_torch(Seq2Seq(V, V, 1, 2, hidden_size=4, bidirectional=True))
 
 
 def test_the_continue_in_pytorch_example(tmp_path, monkeypatch):

@@ -183,8 +183,12 @@ def _refuse(model, name: str) -> None:
                          f"{model.cond_size}): its initial state comes from a vector, which "
                          "the PyTorch form does not have")
     if getattr(model, "attention", None):
-        raise ValueError(f"to_torch: this {name} has attention, which the PyTorch form does "
-                         "not have")
+        raise ValueError(f"to_torch: this {name} has attention={model.attention!r}, which the "
+                         "PyTorch form does not have (convert a Seq2Seq with attention=None)")
+    if name == "Seq2Seq" and model.bidirectional:
+        raise ValueError("to_torch: this Seq2Seq has bidirectional=True (the decoder starts "
+                         "from the encoder's two directions concatenated), which the PyTorch "
+                         "form does not have (convert a Seq2Seq with bidirectional=False)")
 
 
 def _tensor(torch, a: np.ndarray):

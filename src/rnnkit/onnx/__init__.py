@@ -106,6 +106,9 @@ def training_only(obj) -> list[str]:
             found.append(f"{prefix}variational")
     found += [f"dropout={d.p:g} (before the output layer)" for d in getattr(obj, "aux", [])
               if getattr(d, "p", 0) > 0]
+    tf = getattr(obj, "teacher_forcing", None)
+    if tf is not None and tf.config() != type(tf)().config():
+        found.append("teacher_forcing (scheduled sampling)")
     return found
 
 
@@ -122,13 +125,18 @@ def _paths(path, names: list[str]) -> dict[str, Path]:
 
 
 def _refuse_unexpressible(obj) -> None:
-    """ValueError for what the graphs cannot compute."""
-    modules = getattr(obj, "modules", {})
-    config = obj.config() if hasattr(obj, "config") else {}
-    if getattr(obj, "attention", None) or "attention" in modules or config.get("attention"):
-        raise ValueError("export: this Seq2Seq uses attention; its decoder step reads all the "
-                         "encoder's outputs, which the exported encoder and decoder step "
-                         "graphs do not carry (export a Seq2Seq without attention)")
+    """ValueError, naming the option, for what the graphs cannot compute."""
+    attention = getattr(obj, "attention", None)
+    if attention:
+        raise ValueError(f"export: this Seq2Seq has attention={attention!r}; its decoder step "
+                         "reads all the encoder's outputs, which the exported encoder and "
+                         "decoder step graphs do not carry (export a Seq2Seq with "
+                         "attention=None)")
+    if getattr(obj, "bidirectional", False) and "decoder" in getattr(obj, "modules", {}):
+        raise ValueError("export: this Seq2Seq has bidirectional=True; its decoder starts from "
+                         "the encoder's two directions concatenated per layer, which the "
+                         "exported encoder graph does not do (export a Seq2Seq with "
+                         "bidirectional=False)")
 
 
 def _build(obj, name: str, g, lengths: bool, state: bool) -> str:
