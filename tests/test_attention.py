@@ -479,6 +479,12 @@ def _logprob(model, src, out, max_len):
 SRCS = [[3, 4, 5, 3], [5, 3], [4]]
 
 
+def _encoded(model, src):
+    """The decoder's initial state and the attention memory of one source."""
+    state, enc = model.encode(np.array([src]))
+    return state, enc.memory
+
+
 def test_greedy_decoding_with_attention(att_model):
     model, max_len = att_model, 7
     greedy = model.decode(SRCS, max_len=max_len)
@@ -495,8 +501,7 @@ def test_greedy_decoding_with_attention(att_model):
             seq.append(tok)
         assert seq == out
     beam3 = model.decode(SRCS, max_len=max_len, beam=3)
-    beam1 = [model._beam(model.encode(np.array([s]))[0], model.encode(np.array([s]))[1], 0,
-                         1, max_len) for s in SRCS]
+    beam1 = [model._beam(*_encoded(model, s), 0, 1, max_len) for s in SRCS]
     assert beam1 == greedy  # generate.beam_search of width 1 is greedy too
     for src, g, b in zip(SRCS, greedy, beam3, strict=True):
         assert _logprob(model, src, b, max_len) >= _logprob(model, src, g, max_len) - 1e-12

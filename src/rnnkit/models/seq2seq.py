@@ -44,6 +44,17 @@ _NEW_DEFAULTS = {"bidirectional": False, "attention": None, "attention_size": No
 
 
 @dataclass
+class EncoderCache:
+    """What :meth:`Seq2Seq.encode` hands on: memory, the attention
+    :class:`~rnnkit.attention.Memory` of the encoder's outputs (None without attention);
+    src_ecache, enc_rcache, the source embedding's and the encoder's caches."""
+
+    memory: Memory | None
+    src_ecache: object
+    enc_rcache: object
+
+
+@dataclass
 class Seq2SeqCache:
     """What :meth:`Seq2Seq.backward` needs from one forward.
 
@@ -151,8 +162,9 @@ class Seq2Seq(Model):
 
     # ------------------------------------------------------------------ the encoder
     def encode(self, src, src_mask=None):
-        """src (B, T_x) ids -> the decoder's initial state (L, B, H) (LSTM (h, c)), the
-        attention memory (None without attention) and the encoder's caches."""
+        """src (B, T_x) ids, src_mask (B, T_x) bool (default: src != pad_id) -> the
+        decoder's initial state (L, B, H) (LSTM (h, c)) and an :class:`EncoderCache` (its
+        ``memory``: the attention memory, None without attention)."""
         src = check_ids(src, "src", self.src_vocab_size, ndim=2)
         if src_mask is None:
             src_mask = src != self.pad_id
@@ -166,7 +178,7 @@ class Seq2Seq(Model):
         memory = None
         if self.attention is not None:
             memory = self.modules["attention"].memory(out, np.asarray(src_mask, dtype=bool))
-        return self._bridge(state), memory, (ecache, rcache)
+        return self._bridge(state), EncoderCache(memory, ecache, rcache)
 
     def _bridge(self, state):
         """A bidirectional encoder's final state (2L, B, H/2), ordered layer 0 forward,
@@ -201,7 +213,8 @@ class Seq2Seq(Model):
     def _forward(self, src, tgt_in, src_mask, tgt_mask, eps: float):
         """forward with the true token fed with probability eps (scheduled sampling)."""
         tgt_in = check_ids(tgt_in, "tgt_in", self.tgt_vocab_size, ndim=2)
-        state, memory, (ecache, rcache) = self.encode(src, src_mask)
+        state, enc = self.encode(src, src_mask)
+        memory = enc.memory
         if tgt_in.shape[0] != np.shape(src)[0]:
             raise ValueError(f"tgt_in has {tgt_in.shape[0]} sequences, src has {np.shape(src)[0]}")
         if tgt_mask is not None:
@@ -212,7 +225,8 @@ class Seq2Seq(Model):
         else:
             logits, weights, dec = self._decode_parallel(tgt_in, state, memory, tgt_mask)
             fed = tgt_in
-        return logits, Seq2SeqCache(ecache, rcache, memory, steps, dec, fed, weights)
+        return logits, Seq2SeqCache(enc.src_ecache, enc.enc_rcache, memory, steps, dec, fed,
+                                    weights)
 
     def _decode_parallel(self, tgt_in, state, memory, tgt_mask):
         """The decoder over all T_y steps at once (teacher forcing, no input feeding):
@@ -408,6 +422,15 @@ class Seq2Seq(Model):
 
         return step
 
+    def _step(self, ids, state):
+        """One decoder step of a model without attention (what the ONNX decoder step graph
+        computes): ids (K,), state (L, K, H) (LSTM (h, c)) -> logits (K, V), state."""
+        if self.attention is not None:
+            raise ValueError(f"a decoder step with attention={self.attention!r} reads the "
+                             "encoder's outputs: use decode")
+        logits, state, _ = self._step_fn(None)(ids, state)
+        return logits, state
+
     def _join_state(self, dec, o):
         if not self.input_feeding:
             return dec
@@ -447,7 +470,8 @@ class Seq2Seq(Model):
         was = self.modules["decoder"].training
         self.eval()
         try:
-            state, memory, _ = self.encode(src)
+            state, enc = self.encode(src)
+            memory = enc.memory
             if d.beam == 1:
                 outs, weights = self._greedy(state, memory, src.shape[0], max_len)
             else:
