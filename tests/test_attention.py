@@ -536,6 +536,15 @@ def test_plot_attention(att_model, tmp_path):
     plt.close(fig)
     with pytest.raises(ValueError, match=r"weights must have shape \(T_y, T_x\) = \(2, 3\)"):
         plot_attention(np.ones((2, 4)), "abc", "xy")
+    # from the model: one decoded source, its labels from the vocabularies
+    src_tokens = ["<pad>", *"abcde"]
+    tgt_tokens = ["<pad>", "<bos>", "<eos>", *"vwxz"]
+    out, w, fig = att_model.plot_attention(np.array([3, 4, 5, 0]), src_tokens, tgt_tokens,
+                                           path=tmp_path / "model.png", max_len=7)
+    assert out == att_model.decode([[3, 4, 5]], 7)[0] and w.shape == (len(out), 3)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["c", "d", "e"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [tgt_tokens[i] for i in out]
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- save / load

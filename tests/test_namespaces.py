@@ -15,6 +15,7 @@ def test_import_rnnkit_gives_the_namespaces():
     assert rnnkit.onnx.export
     assert rnnkit.optim.Adam and rnnkit.data.Vocab and rnnkit.layers.Dense
     assert rnnkit.course.rnn_forward
+    assert rnnkit.attention.Attention and rnnkit.attention.plot_attention
 
 
 def test_import_rnnkit_imports_no_optional_package():

@@ -8,7 +8,7 @@ The layers (batch-first)::
     dx, dstate, grads = lstm.backward(dout, cache)
 
 The models (``rnnkit.models``), training (``rnnkit.train``), generation
-(``rnnkit.generate``), PyTorch interop (``rnnkit.interop``) and ONNX export
+(``rnnkit.generate``), attention (``rnnkit.attention``), PyTorch interop (``rnnkit.interop``) and ONNX export
 (``rnnkit.onnx``) are there after ``import rnnkit``. The seeds' step-by-step API (column
 layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
 With numba installed, :mod:`rnnkit.accelerated` runs the element-wise work of each step in
@@ -19,6 +19,7 @@ compiled kernels (the same results within float rounding).
 # interop imports torch, and onnx the onnx package, when they are first used.
 from . import (
     accelerated,
+    attention,
     checkpoint,
     course,
     data,
@@ -38,5 +39,5 @@ from .recurrent import GRU, LSTM, RNN, Recurrent
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "accelerated",
-           "checkpoint", "course", "data", "generate", "interop", "layers", "losses", "models",
+           "attention", "checkpoint", "course", "data", "generate", "interop", "layers", "losses", "models",
            "optim", "tasks", "train", "__version__"]

@@ -535,6 +535,28 @@ class Seq2Seq(Model):
         _, cache = self._forward(src, tin, None, tmask, 1.0)
         return cache.weights
 
+    def plot_attention(self, src, src_tokens=None, tgt_tokens=None, path=None,
+                       max_len: int = 50, beam: int = 1, ax=None, title=None):
+        """Decode one source and draw its attention map (:func:`rnnkit.attention.
+        plot_attention`): source tokens along x, output tokens along y.
+
+        src: one source (T_x,) ids; src_tokens, tgt_tokens: the label of each id (a
+        :class:`~rnnkit.data.Vocab` or a list indexed by id; default the ids themselves).
+        Writes a PNG to ``path`` when given. Returns (output ids, weights (T_y, T_x),
+        the matplotlib Figure). Needs matplotlib."""
+        from ..attention import plot_attention
+
+        ids = check_ids(src, "src", self.src_vocab_size, ndim=1)
+        outs, weights = self.decode(ids[None], max_len, beam, return_attention=True)
+
+        def labels(seq, tokens):
+            tokens = getattr(tokens, "tokens", tokens)
+            return [str(i) if tokens is None else tokens[i] for i in seq]
+
+        source = labels([i for i in ids.tolist() if i != self.pad_id], src_tokens)
+        fig = plot_attention(weights[0], source, labels(outs[0], tgt_tokens), path, ax, title)
+        return outs[0], weights[0], fig
+
     @property
     def hidden_size(self) -> int:
         """H, the decoder's hidden size."""
