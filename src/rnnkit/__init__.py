@@ -7,10 +7,10 @@ The layers (batch-first)::
     out, state, cache = lstm.forward(x)            # x (B, T, 8) -> out (B, T, 64)
     dx, dstate, grads = lstm.backward(dout, cache)
 
-The models (``rnnkit.models``), training (``rnnkit.train``), generation
-(``rnnkit.generate``), attention (``rnnkit.attention``), PyTorch interop (``rnnkit.interop``) and ONNX export
-(``rnnkit.onnx``) are there after ``import rnnkit``. The seeds' step-by-step API (column
-layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
+The models (``rnnkit.models``), attention (``rnnkit.attention``), training
+(``rnnkit.train``), generation (``rnnkit.generate``), PyTorch interop (``rnnkit.interop``)
+and ONNX export (``rnnkit.onnx``) are there after ``import rnnkit``. The seeds'
+step-by-step API (column layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
 With numba installed, :mod:`rnnkit.accelerated` runs the element-wise work of each step in
 compiled kernels (the same results within float rounding).
 """
@@ -39,5 +39,5 @@ from .recurrent import GRU, LSTM, RNN, Recurrent
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "accelerated",
-           "attention", "checkpoint", "course", "data", "generate", "interop", "layers", "losses", "models",
-           "optim", "tasks", "train", "__version__"]
+           "attention", "checkpoint", "course", "data", "generate", "interop", "layers", "losses",
+           "models", "optim", "tasks", "train", "__version__"]
