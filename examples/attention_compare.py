@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import add_training_args, fit, limit_blas_threads, print_table
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--symbols", type=int, default=10, help="copy/reverse: distinct symbols")
     p.add_argument("--train-size", type=int, default=100000, help="training pairs")
     p.add_argument("--test-size", type=int, default=1000, help="held-out pairs scored")
+    p.add_argument("--plot", default=None, metavar="PATH.png",
+                   help="draw the attention map of the first held-out example (with several "
+                        "kinds of attention, the kind is added to the name)")
     p.add_argument("--eval-every", type=int, default=500,
                    help="print held-out exact match on 200 pairs every N steps (0: never)")
     add_training_args(p, steps=2500, lr=0.003, batch_size=32, hidden=128, time_limit=300)
@@ -55,7 +59,8 @@ def parse_args(argv=None):
 
 
 def make_task(args, rng):
-    """(train pairs, test pairs) of id arrays, vocabulary sizes, decode length, show()."""
+    """(train pairs, test pairs) of id arrays, vocabulary sizes, decode length, show()
+    for sources and targets, the token of each id (sources, targets)."""
     if args.task == "noisy-dates":
         lo, hi = args.min_len or 40, args.max_len or 120
         train_dates, test_dates = tasks.split_dates(tasks.date_range(), 0.1, rng)
@@ -66,7 +71,8 @@ def make_task(args, rng):
 
         train = encode(tasks.noisy_date_pairs(train_dates, args.train_size, None, lo, hi, rng))
         test = encode(tasks.noisy_date_pairs(test_dates, args.test_size, None, lo, hi, rng))
-        return train, test, (len(src_v), len(tgt_v), 1, 2), 12, src_v.decode, tgt_v.decode
+        labels = (src_v.tokens, tgt_v.tokens)
+        return train, test, (len(src_v), len(tgt_v), 1, 2), 12, src_v.decode, tgt_v.decode, labels
     lo, hi = args.min_len or 50, args.max_len or 100
     reverse = args.task == "reverse"
     train = tasks.copy_pairs(args.train_size, lo, hi, args.symbols, reverse, rng)
@@ -76,7 +82,9 @@ def make_task(args, rng):
         return "".join(chr(ord("a") + int(i) - 3) if i >= 3 else "?" for i in ids)
 
     V = args.symbols + 3
-    return train, test, (V, V, tasks.PAIR_BOS, tasks.PAIR_EOS), hi + 2, show, show
+    tokens = ["<pad>", "<bos>", "<eos>", *(chr(ord("a") + i) for i in range(args.symbols))]
+    return train, test, (V, V, tasks.PAIR_BOS, tasks.PAIR_EOS), hi + 2, show, show, (tokens,
+                                                                                     tokens)
 
 
 def scores(out, test):
@@ -89,11 +97,25 @@ def scores(out, test):
     return float(exact), right / total
 
 
+def plot_map(model, src, labels, max_len, args, att):
+    """The attention map of one held-out source, written to --plot."""
+    path = Path(args.plot)
+    if len([a for a in args.attention if a != "none"]) > 1:
+        path = path.with_name(f"{path.stem}_{att}{path.suffix}")
+    title = f"{args.task}, {att} attention: held-out example 0"
+    _, _, fig = model.plot_attention(src, *labels, path=path, max_len=max_len, title=title)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    print(f"  attention map written to {path}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     limit_blas_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    train, test, (V_src, V_tgt, bos, eos), max_len, show_src, show_tgt = make_task(args, rng)
+    train, test, (V_src, V_tgt, bos, eos), max_len, show_src, show_tgt, labels = make_task(
+        args, rng)
     tf = TeacherForcing.parse(args.teacher_forcing)
     src_lens = [len(s) for s, _ in train]
     print(f"{args.task}: {len(train)} training pairs, {len(test)} held-out, sources of "
@@ -135,6 +157,8 @@ def main(argv=None):
               f"steps, {summary['seconds']:.0f} s, decoding {time.perf_counter() - t1:.0f} s; "
               f"{summary['stopped']})")
         print(f"  wanted {show_tgt(t0)!r}\n  output {show_tgt(out[0])!r}", flush=True)
+        if args.plot and attention:
+            plot_map(model, s0, labels, max_len, args, att)
         rows.append([att, f"{model.num_parameters():,}", summary["step"],
                      f"{summary['seconds']:.0f}", f"{loss:.4f}", f"{tok:.3f}", f"{exact:.3f}"])
     print(f"\nheld-out results ({len(test)} pairs; train loss: mean of the last 100 steps)")
