@@ -139,6 +139,11 @@ def cmd_info(args) -> int:
     shown = "".join(vocab.tokens) if vocab.level == "char" else " ".join(vocab.tokens[:30])
     print(f"vocabulary  {len(vocab)} {vocab.level}s: {shown[:120]!r}")
     print(f"trained on  {meta.get('source', '?')}")
+    origin = meta.get("init_from")
+    if isinstance(origin, dict) and isinstance(origin.get("kept"), int):
+        new = origin.get("new") if isinstance(origin.get("new"), list) else []
+        print(f"fine-tuned  from {origin.get('checkpoint', '?')!s} ({origin['kept']} symbols "
+              f"kept their rows, {len(new)}{'+' if len(new) >= 100 else ''} new)")
     for k in ("cell", "layers", "hidden", "embedding", "init", "dropout", "seq_len", "batch_size",
               "optimizer", "lr", "schedule", "clip", "clip_value", "seed"):
         if k in cli:
