@@ -14,6 +14,7 @@ from test_models import gradcheck_model, randomize
 
 from rnnkit import checkpoint
 from rnnkit.attention import KINDS, Attention, masked_softmax, plot_attention
+from rnnkit.generate import check_decoding
 from rnnkit.gradcheck import numerical_gradient, rel_error
 from rnnkit.models import Seq2Seq, load_model
 from rnnkit.models.teacher_forcing import TeacherForcing
@@ -500,8 +501,9 @@ def test_greedy_decoding_with_attention(att_model):
                 break
             seq.append(tok)
         assert seq == out
-    beam3 = model.decode(SRCS, max_len=max_len, beam=3)
-    beam1 = [model._beam(*_encoded(model, s), 0, 1, max_len) for s in SRCS]
+    beam3 = model.decode(SRCS, max_len=max_len, beam=3, length_penalty=0)  # ranked by the sum
+    width1 = check_decoding(model.tgt_vocab_size, max_len, beam=1)
+    beam1 = [model._beam(*_encoded(model, s), 0, width1, 1)[0] for s in SRCS]
     assert beam1 == greedy  # generate.beam_search of width 1 is greedy too
     for src, g, b in zip(SRCS, greedy, beam3, strict=True):
         assert _logprob(model, src, b, max_len) >= _logprob(model, src, g, max_len) - 1e-12
@@ -521,6 +523,20 @@ def test_decode_returns_the_attention_weights(att_model, beam):
     plain = Seq2Seq(6, 7, 1, 2, hidden_size=3, rng=0)
     with pytest.raises(ValueError, match="return_attention needs a model with attention"):
         plain.decode(SRCS, return_attention=True)
+
+
+def test_decode_returns_the_weights_of_each_of_the_best_beams(att_model):
+    model = att_model
+    outs, weights = model.decode(SRCS, max_len=7, beam=3, num_return=2, return_attention=True)
+    assert outs == model.decode(SRCS, max_len=7, beam=3, num_return=2)
+    for src, hyps, maps in zip(SRCS, outs, weights, strict=True):
+        assert len(hyps) == len(maps) == 2 and hyps[0] != hyps[1]
+        for out, w in zip(hyps, maps, strict=True):
+            _, cache = model.forward(np.array([src]), np.array([[model.bos_id, *out]]))
+            np.testing.assert_allclose(w, cache.weights[0, : len(out)], atol=1e-12)
+    assert [h[0] for h in outs] == model.decode(SRCS, max_len=7, beam=3)
+    greedy = model.decode(SRCS, max_len=7, num_return=1)
+    assert greedy == [[o] for o in model.decode(SRCS, max_len=7)]
 
 
 def test_plot_attention(att_model, tmp_path):
@@ -606,8 +622,8 @@ def test_seq2seq_attention_bad_input():
     outs, weights = model.decode([[3, 4]], max_len=0, return_attention=True)
     assert outs == [[]] and weights[0].shape == (0, 2)
     assert model.decode([[3, 4]], max_len=0, beam=2) == [[]]
-    with pytest.raises(ValueError, match="length_penalty ranks the hypotheses of a beam"):
-        model.decode([[3]], length_penalty=0.6)
+    with pytest.raises(ValueError, match=r"num_return must be an integer in \[1, 2\]"):
+        model.decode([[3]], beam=2, num_return=3, return_attention=True)
     with pytest.raises(ValueError, match="length_penalty must be a finite number"):
         model.decode([[3]], beam=2, length_penalty=float("nan"))
     with pytest.raises(ValueError, match="beam must be an integer >= 1, got 0"):

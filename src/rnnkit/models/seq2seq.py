@@ -30,10 +30,10 @@ import numpy as np
 
 from .._checks import check_choice, check_ids, check_positive_int
 from ..attention import KINDS, Attention, Memory
-from ..generate import beam_search, check_decoding
 from ..layers import Dense, Embedding
 from ..losses import softmax, softmax_cross_entropy
 from .base import Model, make_recurrent
+from .seq2seq_decoding import Seq2SeqDecoding
 from .teacher_forcing import TeacherForcing, as_teacher_forcing
 
 STEP_KEY = "state/seq2seq.train_steps"  # checkpoint array: train_batch calls so far
@@ -76,7 +76,7 @@ class Seq2SeqCache:
     weights: np.ndarray | None
 
 
-class Seq2Seq(Model):
+class Seq2Seq(Seq2SeqDecoding, Model):
     """Encoder-decoder (T_x != T_y), optionally with attention.
 
     The decoder reads ``[bos] + target`` and predicts ``target + [eos]``. Its initial state
@@ -399,163 +399,6 @@ class Seq2Seq(Model):
         stats, None."""
         loss, _, count, correct, _ = self._run(batch, "sum")
         return {"loss": loss, "count": count, "correct": correct}, None
-
-    # ------------------------------------------------------------------ decoding
-    def _step_fn(self, memory):
-        """The one-step function of decoding: ``step(ids (K,), state) -> logits (K, V),
-        state, weights (K, 1, T_x) or None``. The state is the decoder's (L, K, H) (LSTM
-        (h, c)), with input feeding o_{t-1} appended as (1, K, H), so that beam search can
-        pick hypotheses on axis 1. The memory has K sources, or 1 shared by all."""
-        W = self.modules["tgt_embed"].params["W"]
-
-        def step(ids, state):
-            dec, feed = self._split_state(state)
-            x = W[check_ids(ids, "ids", self.tgt_vocab_size, 1)]
-            if feed is not None:
-                x = np.concatenate([x, feed], axis=1)
-            h, dec = self.modules["decoder"].step(x, dec)
-            a = None
-            if memory is not None:
-                o, a, _ = self.modules["attention"].attend(h[:, None], memory)
-                h = o[:, 0]
-            return self.modules["head"].forward(h)[0], self._join_state(dec, h), a
-
-        return step
-
-    def _step(self, ids, state):
-        """One decoder step of a model without attention (what the ONNX decoder step graph
-        computes): ids (K,), state (L, K, H) (LSTM (h, c)) -> logits (K, V), state."""
-        if self.attention is not None:
-            raise ValueError(f"a decoder step with attention={self.attention!r} reads the "
-                             "encoder's outputs: use decode")
-        logits, state, _ = self._step_fn(None)(ids, state)
-        return logits, state
-
-    def _join_state(self, dec, o):
-        if not self.input_feeding:
-            return dec
-        parts = dec if isinstance(dec, tuple) else (dec,)
-        return (*parts, o[None])
-
-    def _split_state(self, state):
-        """-> the decoder's state and o_{t-1} (K, H) (None without input feeding)."""
-        if not self.input_feeding:
-            return state, None
-        *dec, feed = state
-        return (tuple(dec) if len(dec) == 2 else dec[0]), feed[0]
-
-    def decode(self, src, max_len: int = 50, beam: int = 1, return_attention: bool = False,
-               length_penalty: float = 0.0):
-        """Translate each source sequence (B, T_x) (or a list of id lists): greedy (beam 1,
-        all sequences at once) or beam search (one sequence at a time, hypotheses scored by
-        their summed log-probabilities divided by ``len ** length_penalty``).
-
-        Returns one id list per sequence (at most ``max_len`` ids), without bos/eos; with
-        ``return_attention``, also one array of weights (T_y, T_x) per sequence: a row per
-        output token, a column per source token (padding left out), each row summing to 1.
-        """
-        d = check_decoding(self.tgt_vocab_size, max_len, beam=beam,
-                           names={"length": "max_len"})
-        max_len = d.length
-        if length_penalty != 0.0 and d.beam == 1:
-            raise ValueError(f"length_penalty ranks the hypotheses of a beam search: it needs "
-                             f"beam >= 2, got beam=1 and length_penalty={length_penalty!r}")
-        if return_attention and self.attention is None:
-            raise ValueError("return_attention needs a model with attention (attention="
-                             "'additive', 'general' or 'dot'); this one has none")
-        if not isinstance(src, np.ndarray):
-            from ..data import pad_sequences
-
-            src, _ = pad_sequences(list(src), self.pad_id)
-        was = self.modules["decoder"].training
-        self.eval()
-        try:
-            state, enc = self.encode(src)
-            memory = enc.memory
-            if d.beam == 1:
-                outs, weights = self._greedy(state, memory, src.shape[0], max_len)
-            else:
-                outs = [self._beam(state, memory, b, d.beam, max_len, length_penalty)
-                        for b in range(len(src))]
-                weights = self._forced_weights(src, outs) if return_attention else None
-        finally:
-            if was:
-                self.train()
-        if not return_attention:
-            return outs
-        valid = check_ids(src, "src", self.src_vocab_size) != self.pad_id
-        return outs, [weights[b, : len(o)][:, valid[b]] for b, o in enumerate(outs)]
-
-    def _greedy(self, state, memory, B: int, max_len: int):
-        """Greedy decoding of the whole batch: id lists (eos removed) and the weights
-        (B, steps, T_x) (None without attention)."""
-        step = self._step_fn(memory)
-        state = self._join_state(state, np.zeros((B, self.hidden_size), self.dtype))
-        ids = np.full(B, self.bos_id)
-        toks = np.empty((B, max_len), dtype=np.intp)
-        rows, done, t = [], np.zeros(B, dtype=bool), -1
-        for t in range(max_len):
-            logits, state, a = step(ids, state)
-            ids = toks[:, t] = logits.argmax(axis=1)
-            if a is not None:
-                rows.append(a[:, 0])
-            done |= ids == self.eos_id
-            if done.all():
-                break
-        outs = []
-        for seq in toks[:, : t + 1].tolist():
-            outs.append(seq[: seq.index(self.eos_id)] if self.eos_id in seq else seq)
-        if memory is None:
-            return outs, None
-        T_x = memory.keys.shape[1]
-        return outs, (np.stack(rows, axis=1) if rows else np.zeros((B, 0, T_x), self.dtype))
-
-    def _beam(self, state, memory, b: int, width: int, max_len: int,
-              length_penalty: float = 0.0) -> list[int]:
-        """Beam search for source b: its id list, eos removed."""
-        st = tuple(s[:, b : b + 1] for s in state) if isinstance(state, tuple) \
-            else state[:, b : b + 1]
-        st = self._join_state(st, np.zeros((1, self.hidden_size), self.dtype))
-        step = self._step_fn(None if memory is None else memory.rows(slice(b, b + 1)))
-
-        def step2(ids, s):
-            logits, s, _ = step(ids, s)
-            return logits, s
-
-        logits, st = step2(np.array([self.bos_id]), st)
-        seq = beam_search(step2, logits[0], st, width, max_len, [self.eos_id], length_penalty)
-        return seq[:-1] if seq and seq[-1] == self.eos_id else seq
-
-    def _forced_weights(self, src, outs):
-        """The attention weights (B, T_y, T_x) along given outputs: the decoder fed
-        ``[bos] + out`` (eval mode, teacher forcing)."""
-        from ..data import pad_sequences
-
-        tin, tmask = pad_sequences([[self.bos_id, *o] for o in outs], self.pad_id)
-        _, cache = self._forward(src, tin, None, tmask, 1.0)
-        return cache.weights
-
-    def plot_attention(self, src, src_tokens=None, tgt_tokens=None, path=None,
-                       max_len: int = 50, beam: int = 1, ax=None, title=None):
-        """Decode one source and draw its attention map (:func:`rnnkit.attention.
-        plot_attention`): source tokens along x, output tokens along y.
-
-        src: one source (T_x,) ids; src_tokens, tgt_tokens: the label of each id (a
-        :class:`~rnnkit.data.Vocab` or a list indexed by id; default the ids themselves).
-        Writes a PNG to ``path`` when given. Returns (output ids, weights (T_y, T_x),
-        the matplotlib Figure). Needs matplotlib."""
-        from ..attention import plot_attention
-
-        ids = check_ids(src, "src", self.src_vocab_size, ndim=1)
-        outs, weights = self.decode(ids[None], max_len, beam, return_attention=True)
-
-        def labels(seq, tokens):
-            tokens = getattr(tokens, "tokens", tokens)
-            return [str(i) if tokens is None else tokens[i] for i in seq]
-
-        source = labels([i for i in ids.tolist() if i != self.pad_id], src_tokens)
-        fig = plot_attention(weights[0], source, labels(outs[0], tgt_tokens), path, ax, title)
-        return outs[0], weights[0], fig
 
     @property
     def hidden_size(self) -> int:
