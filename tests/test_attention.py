@@ -653,3 +653,31 @@ def _reversal_exact_match(attention, steps=150):
 def test_attention_learns_a_reversal_that_the_final_state_alone_does_not():
     assert _reversal_exact_match("additive") >= 0.85
     assert _reversal_exact_match(None) <= 0.1  # the same budget without attention
+
+
+def test_the_compare_example_runs_and_draws_its_maps(tmp_path, monkeypatch, capsys):
+    """examples/attention_compare.py, in a few steps: the table of docs/tasks.md section 6
+    and one attention map per model with attention."""
+    pytest.importorskip("matplotlib")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "examples"
+    monkeypatch.syspath_prepend(str(folder))  # the example imports its _common
+    spec = importlib.util.spec_from_file_location("attention_compare",
+                                                  folder / "attention_compare.py")
+    example = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "attention_compare", example)
+    spec.loader.exec_module(example)
+    common = ["--steps", "2", "--hidden", "8", "--embedding-dim", "4", "--train-size", "40",
+              "--test-size", "4", "--eval-every", "0"]
+    example.main(["--task", "reverse", "--min-len", "4", "--max-len", "6", *common])
+    assert "| none      |" in capsys.readouterr().out
+    example.main(["--task", "noisy-dates", "--attention", "none", "additive", "dot",
+                  "--max-len", "40", "--plot", str(tmp_path / "map.png"), *common])
+    out = capsys.readouterr().out
+    assert "| attention | parameters | steps |" in out and "| dot " in out
+    for kind in ("additive", "dot"):
+        assert (tmp_path / f"map_{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "map_none.png").exists()
