@@ -584,6 +584,28 @@ def test_save_load_keeps_attention_schedule_and_steps(att_model, tmp_path):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"attention_size": 40000}, r"'attention.W_q' has shape \(6, 3\), but the model config "
+                                r"implies \(6, 40000\)"),
+    ({"attention": "general"}, "has no parameter 'attention.W_a', which its model config"),
+    ({"attention": "luong"}, "config attention must be None or one of 'additive'"),
+    ({"input_feeding": False}, r"'decoder.l0.W_x' has shape \(10, 24\), but the model "
+                               r"config implies \(4, 24\)"),
+    ({"bidirectional": False}, r"'encoder.l0.W_x' has shape \(4, 12\), but the model "
+                               r"config implies \(4, 24\)"),
+])
+def test_a_config_that_does_not_match_the_attention_arrays_is_refused(tmp_path, change,
+                                                                      message):
+    """load_model checks the attention, encoder and decoder shapes the saved config implies
+    against the file's arrays before building anything (models/_shapes.py)."""
+    model = Seq2Seq(6, 7, 1, 2, embedding_dim=4, hidden_size=6, bidirectional=True,
+                    attention="additive", attention_size=3, input_feeding=True, rng=0)
+    arrays, meta = checkpoint.load(model.save(tmp_path / "m.npz"))
+    meta = {**meta, "config": {**meta["config"], **change}}
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        load_model(checkpoint.save(tmp_path / "bad.npz", arrays, meta))
+
+
 def test_models_saved_before_attention_still_load(tmp_path):
     """Files without the new config keys or the step counter load as before; a default
     model's config has no new keys, so that resuming such a file still matches."""
