@@ -27,15 +27,17 @@ What is measured (float32, both libraries on the same number of threads):
   (one-hot), one recurrent step, output layer, softmax, sample. rnnkit uses
   ``LanguageModel.step``; PyTorch is timed two ways, (a) ``nn.LSTM`` on a (1, 1, 65) input with
   carried state and (b) a loop of ``nn.LSTMCell`` (stacked for 2 layers), both under
-  ``torch.inference_mode()``.
+  ``torch.inference_mode()``. (c) ONNX Runtime (where onnxruntime and onnx are installed):
+  the step graph of ``rnnkit.onnx.export``, one ``session.run`` per character with the state
+  fed back, the same sampling on ``exp(log_probs)``.
 
 Before timing, each configuration checks that rnnkit and PyTorch compute the same loss,
 gradients and updated parameters (train), the same output, input gradient and parameter
 gradients (layer), the same outputs and final state (step) or the same next-character
-probabilities (gen) from the same weights, so that the timings compare equal work, and
-that rnnkit's accelerated backend agrees with its numpy engine (timed beside it where
-numba is installed); it aborts otherwise. Every table names the machine it ran on (CPU
-model, vector extensions, numpy's BLAS kernel, threads).
+probabilities (gen, ONNX Runtime included) from the same weights, so that the timings
+compare equal work, and that rnnkit's accelerated backend agrees with its numpy engine
+(timed beside it where numba is installed); it aborts otherwise. Every table names the
+machine it ran on (CPU model, vector extensions, numpy's BLAS kernel, threads).
 
 Run it with OpenBLAS' tuning variables unset (for this command only)::
 
@@ -70,6 +72,7 @@ import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -360,6 +363,15 @@ def set_numpy_threads(n: int) -> None:
               file=sys.stderr)
         return
     threadpool_limits(limits=n, user_api="blas")  # stays in force for the whole run
+
+
+def ort_version() -> str | None:
+    """The version of onnxruntime where it and onnx (for the export) are installed."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return None
+    import onnxruntime
+
+    return onnxruntime.__version__
 
 
 def torch_threads_line(torch) -> str:
@@ -733,9 +745,34 @@ def measure_memory(cfg: TrainConfig, threads: int, seed: int, adam: str) -> dict
 
 
 # --------------------------------------------------------------------------- generation
-def build_gen(cfg: GenConfig, torch, seed: int):
-    """Return (rnnkit_gen, torch_lstm_gen, torch_cell_gen), each generating cfg.chars
-    characters from a zero state, after checking that they give the same probabilities."""
+def build_ort_step(model, threads: int):
+    """The generation step of ONNX Runtime on the model's exported step graph, or None
+    where onnxruntime or onnx is missing: (prev, state) -> probabilities (V,), state."""
+    try:
+        import onnxruntime as ort
+
+        from rnnkit.onnx import export
+    except ImportError:
+        return None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as d:
+        path = export(model, Path(d) / "gen.onnx")["step"]
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def ort_probs(prev: int, state):
+        logp, h, c = sess.run(None, {"ids": np.array([prev], dtype=np.int64), "h0": state[0],
+                                     "c0": state[1]})
+        return np.exp(logp[0]), (h, c)
+
+    return ort_probs
+
+
+def build_gen(cfg: GenConfig, torch, seed: int, threads: int):
+    """Return [rnnkit_gen, torch_lstm_gen, torch_cell_gen] and, where onnxruntime is
+    installed, ort_gen, each generating cfg.chars characters from a zero state, after
+    checking that they give the same probabilities."""
     from rnnkit.interop import to_torch
     from rnnkit.models import LanguageModel
 
@@ -813,10 +850,23 @@ def build_gen(cfg: GenConfig, torch, seed: int):
                 prev = int(torch.multinomial(p, 1, generator=g).item())
         return prev
 
+    ort_probs = build_ort_step(model, threads)
+
+    def zero_ort_state():
+        return (np.zeros((L, 1, H), dtype=np.float32), np.zeros((L, 1, H), dtype=np.float32))
+
+    def ort_gen():
+        g = np.random.default_rng(seed)
+        state, prev = zero_ort_state(), 0
+        for _ in range(cfg.chars):
+            p, state = ort_probs(prev, state)
+            prev = sample_numpy(p, g)
+        return prev
+
     # same next-character probabilities along a fixed input sequence
     fixed = rng.integers(0, V, size=20)
-    s_r, s_a, s_b = None, zero_lstm_state(), zero_cell_states()
-    worst = 0.0
+    s_r, s_a, s_b, s_o = None, zero_lstm_state(), zero_cell_states(), zero_ort_state()
+    worst = worst_ort = 0.0
     with torch.inference_mode():
         for prev in fixed:
             p_r, s_r = rnnkit_probs(int(prev), s_r)
@@ -824,10 +874,17 @@ def build_gen(cfg: GenConfig, torch, seed: int):
             p_b, s_b = cell_probs(int(prev), s_b)
             worst = max(worst, float(np.abs(p_r - p_a.numpy()).max()),
                         float(np.abs(p_r - p_b.numpy()).max()))
+            if ort_probs is not None:
+                p_o, s_o = ort_probs(int(prev), s_o)
+                worst_ort = max(worst_ort, float(np.abs(p_r - p_o).max()))
     if worst > 1e-5:
         raise MismatchError(f"{cfg.name}: next-character probabilities of rnnkit and PyTorch "
                             f"differ by up to {worst:.2e} (expected <= 1e-5)")
-    return rnnkit_gen, torch_lstm_gen, torch_cell_gen
+    if worst_ort > 1e-5:
+        raise MismatchError(f"{cfg.name}: next-character probabilities of rnnkit and ONNX "
+                            f"Runtime differ by up to {worst_ort:.2e} (expected <= 1e-5)")
+    fns = [rnnkit_gen, torch_lstm_gen, torch_cell_gen]
+    return fns + ([ort_gen] if ort_probs is not None else [])
 
 
 # --------------------------------------------------------------------------- timing
@@ -984,22 +1041,33 @@ def print_step_table(rows: list, where: str) -> None:
     print()
 
 
-def print_gen_table(rows: list, where: str) -> None:
+def print_gen_table(rows: list, where: str, ort_version: str | None) -> None:
     print("Generation, batch 1, time per character (one-hot in, step, output layer, "
           "softmax, sample)")
     print(f"measured on: {where}")
     print("(a) torch.nn.LSTM with carried state, (b) torch.nn.LSTMCell loop; "
           "both under torch.inference_mode()")
-    head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}"
-            f"{'ratio (a)':>11}{'ratio (b)':>11}{'spread r/a/b':>16}{'others':>8}")
+    if ort_version:
+        print(f"(c) ONNX Runtime {ort_version}: the step graph of rnnkit.onnx.export, one "
+              "session.run per character (its threads as the libraries')")
+    else:
+        print("(c) ONNX Runtime: not timed (pip install 'rnnkit[onnx]')")
+    head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}{'(c) us':>9}"
+            f"{'ratio (a)':>11}{'ratio (b)':>11}{'ratio (c)':>11}{'spread r/a/b/c':>18}"
+            f"{'others':>8}")
     print(head)
     print("-" * len(head))
-    for cfg, tr, ta, tb, oth in rows:
+    for cfg, tr, ta, tb, tc, oth in rows:
         n = cfg.chars
         mr, ma, mb = median(tr) / n, median(ta) / n, median(tb) / n
-        sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}%"
-        print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}"
-              f"{mr / ma:>11.2f}{mr / mb:>11.2f}{sp:>16}{pct(oth):>8}")
+        sp = f"{spread(tr):.0f}/{spread(ta):.0f}/{spread(tb):.0f}"
+        if tc:
+            mc = median(tc) / n
+            c_us, c_ratio, sp = f"{mc * 1e6:>9.1f}", f"{mr / mc:>11.2f}", f"{sp}/{spread(tc):.0f}"
+        else:
+            c_us, c_ratio, sp = f"{'-':>9}", f"{'-':>11}", f"{sp}/-"
+        print(f"{cfg.name:<20}{mr * 1e6:>11.1f}{ma * 1e6:>9.1f}{mb * 1e6:>9.1f}{c_us}"
+              f"{mr / ma:>11.2f}{mr / mb:>11.2f}{c_ratio}{sp + '%':>18}{pct(oth):>8}")
     print()
 
 
@@ -1150,6 +1218,7 @@ def main(argv=None) -> int:
     print(f"CPU vector extensions: {describe_extensions(long=True)}")
     print(f"numpy BLAS kernel: {blas_kernel(blas)} (threadpoolctl's architecture)")
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, "
+          f"onnxruntime {ort_version() or '(not installed)'}, "
           f"rnnkit {rnnkit.__version__} ({Path(rnnkit.__file__).parent})")
     print(f"numpy BLAS (threadpoolctl): {describe_blas(blas)}")
     print(f"rnnkit engine: {engine_line()}")
@@ -1215,9 +1284,9 @@ def main(argv=None) -> int:
                 rows = layer_rows if isinstance(cfg, LayerConfig) else step_rows
                 rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(), diff))
             else:
-                fns = build_gen(cfg, torch, args.seed)
-                tr, ta, tb = time_interleaved(list(fns), args.reps, args.warmup)
-                gen_rows.append((cfg, tr, ta, tb, other.share()))
+                fns = build_gen(cfg, torch, args.seed, args.threads)
+                tr, ta, tb, *tc = time_interleaved(fns, args.reps, args.warmup)
+                gen_rows.append((cfg, tr, ta, tb, tc[0] if tc else None, other.share()))
             print(f" {time.perf_counter() - t0:.1f} s", flush=True)
         for cfg in mem_cfgs:
             print(f"  memory {cfg.name} ...", end="", flush=True)
@@ -1240,7 +1309,7 @@ def main(argv=None) -> int:
     if step_rows:
         print_step_table(step_rows, where)
     if gen_rows:
-        print_gen_table(gen_rows, where)
+        print_gen_table(gen_rows, where, ort_version())
     share = whole_run.share()
     print(f"other processes used {pct(share)} of the CPUs during the run "
           f"(column 'others': per configuration)")

@@ -9,6 +9,14 @@ models: the vanishing-gradient story, in numbers (and a PNG if matplotlib is ins
 
     python examples/adding_problem.py                       # the full run (about 6 min)
     python examples/adding_problem.py --lengths 20 --steps 500 --cells gru
+
+A model is named ``CELL[-relu][@INIT]``: ``rnn``, ``rnn-relu``, ``gru``, ``lstm``, with an
+initialisation scheme of ``rnnkit.initializers`` (``default`` if none), e.g.
+``rnn-relu@identity`` (IRNN, Le et al. 2015) or ``lstm@chrono:200`` (Tallec & Ollivier
+2018):
+
+    python examples/adding_problem.py --lengths 200 --cells rnn rnn-relu@identity lstm \
+        lstm@chrono:200
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import time
 import numpy as np
 from _common import add_training_args, fit, limit_blas_threads, print_table
 
-from rnnkit import tasks
+from rnnkit import initializers, tasks
 from rnnkit.losses import mse
 from rnnkit.models import SequenceRegressor
 from rnnkit.train import ArrayData
@@ -28,8 +36,10 @@ from rnnkit.train import ArrayData
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"],
-                   choices=["rnn", "gru", "lstm"], help="recurrent cells to compare")
+    p.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], type=variant,
+                   help="models to compare: CELL[-relu][@INIT], CELL rnn, gru or lstm, INIT "
+                        "a scheme of rnnkit.initializers (e.g. rnn-relu@identity, "
+                        "lstm@chrono:100)")
     p.add_argument("--lengths", nargs="+", type=int, default=[50, 100],
                    help="sequence lengths T to train at")
     p.add_argument("--rnn-steps", type=int, default=10000,
@@ -45,9 +55,26 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def make_model(cell: str, hidden: int, seed: int, dtype=np.float32) -> SequenceRegressor:
-    return SequenceRegressor(1, input_size=2, cell=cell, hidden_size=hidden, dtype=dtype,
-                             rng=seed)
+def variant(name: str) -> str:
+    """Check a model name CELL[-relu][@INIT] (argparse type)."""
+    cell, _, init = name.partition("@")
+    if cell not in ("rnn", "rnn-relu", "gru", "lstm"):
+        raise argparse.ArgumentTypeError(f"cell must be rnn, rnn-relu, gru or lstm, got {cell!r}")
+    try:
+        initializers.as_scheme(initializers.parse(init) if init else "default",
+                               cell.split("-")[0])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
+def make_model(name: str, hidden: int, seed: int, dtype=np.float32) -> SequenceRegressor:
+    """The regressor of a model name CELL[-relu][@INIT]."""
+    cell, _, init = name.partition("@")
+    kw = {"nonlinearity": "relu"} if cell == "rnn-relu" else {}
+    return SequenceRegressor(1, input_size=2, cell=cell.split("-")[0], hidden_size=hidden,
+                             dtype=dtype, rng=seed,
+                             init=initializers.parse(init) if init else "default", **kw)
 
 
 def input_gradient_norms(model: SequenceRegressor, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -55,7 +82,10 @@ def input_gradient_norms(model: SequenceRegressor, x: np.ndarray, y: np.ndarray)
 
     Measured in float64 (a copy of the weights) so that tiny gradients do not underflow.
     The loss is the MSE of the model's prediction."""
-    twin = make_model(model.rnn.kind, model.rnn.hidden_size, 0, np.float64)
+    twin = SequenceRegressor(1, input_size=2, cell=model.rnn.kind,
+                             hidden_size=model.rnn.hidden_size, dtype=np.float64,
+                             **{k: v for k, v in model.rnn._extra_config().items()
+                                if k in ("nonlinearity", "reset_after", "forget_bias")})
     for k, v in model.params.items():
         np.copyto(twin.params[k], v)
     twin.eval()
@@ -123,14 +153,14 @@ def main(argv=None):
         for cell in args.cells:
             model = make_model(cell, args.hidden, args.seed)
             norms[f"{cell} untrained"] = input_gradient_norms(model, xg, yg)
-            steps = args.rnn_steps if cell == "rnn" else args.steps
+            steps = args.rnn_steps if cell.startswith("rnn") else args.steps
             summary = fit(model, data, args, steps=steps)
             test_mse = float(np.mean((model.predict(xt) - yt) ** 2))
             norms[f"{cell} trained"] = input_gradient_norms(model, xg, yg)
             solved = "yes" if test_mse < 0.01 else "no"
             results.append([cell, T, summary["step"], f"{summary['seconds']:.0f}",
                             f"{test_mse:.4f}", solved])
-            print(f"T={T:<4d} {cell:<5s} test MSE {test_mse:.4f} after {summary['step']} steps "
+            print(f"T={T:<4d} {cell:<8s} test MSE {test_mse:.4f} after {summary['step']} steps "
                   f"({summary['seconds']:.0f} s; {summary['stopped']})", flush=True)
         all_norms[T] = norms
     print("\ntest MSE (trivial answer 0.167; solved = MSE < 0.01)")

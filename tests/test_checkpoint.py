@@ -5,6 +5,7 @@ CheckpointError without ever unpickling."""
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -245,10 +246,12 @@ def good_file(tmp_path, name="ck.npz"):
 
 
 def test_missing_file_and_folder(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist or is not a file"):
+    with pytest.raises(CheckpointError, match="nope.npz' does not exist$"):
         checkpoint.load(tmp_path / "nope.npz")
-    with pytest.raises(CheckpointError, match="does not exist or is not a file"):
+    with pytest.raises(CheckpointError, match="is a folder, not a file$"):
         checkpoint.load(tmp_path)
+    with pytest.raises(CheckpointError, match="'/dev/null' is not a regular file$"):
+        checkpoint.load("/dev/null")
 
 
 def test_checkpoint_error_is_a_value_error():
@@ -419,3 +422,188 @@ def test_compressed_checkpoint_loads(tmp_path):
         except CheckpointError:
             continue
         np.testing.assert_array_equal(got["w"], np.arange(10.0))
+
+
+# ---------------------------------------------------------------------- declared sizes
+GOOD_META = {"format": "rnnkit-checkpoint", "version": 1}
+
+
+def npy_bytes(array, header_shape=None):
+    """The .npy bytes of ``array``; ``header_shape`` replaces the shape its header declares
+    (a header that lies about the data that follows it)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    raw = buf.getvalue()
+    if header_shape is not None:
+        hlen = int.from_bytes(raw[8:10], "little")
+        header = raw[10:10 + hlen].decode("latin1")
+        new = header.replace(f"'shape': {array.shape}", f"'shape': {header_shape}")
+        new = new.rstrip().ljust(hlen - 1) + "\n"
+        assert len(new) == hlen, "the new shape must fit in the header's padding"
+        raw = raw[:10] + new.encode("latin1") + raw[10 + hlen:]
+    return raw
+
+
+def write_zip(path, members: dict, compression=zipfile.ZIP_STORED):
+    """A zip of raw members (name -> bytes), with the metadata member added."""
+    with zipfile.ZipFile(path, "w", compression) as z:
+        z.writestr("__meta__.npy", npy_bytes(meta_bytes(GOOD_META)))
+        for name, raw in members.items():
+            z.writestr(name, raw)
+
+
+def patch_declared_size(path, member: str, size: int):
+    """Overwrite the inflated size that the central directory declares for ``member``."""
+    raw = bytearray(path.read_bytes())
+    name = member.encode()
+    at = raw.index(b"PK\x01\x02")
+    while raw[at + 46:at + 46 + len(name)] != name:
+        at = raw.index(b"PK\x01\x02", at + 4)
+    raw[at + 24:at + 28] = struct.pack("<I", size)
+    path.write_bytes(bytes(raw))
+
+
+def test_a_lying_array_header_is_refused_before_allocating(tmp_path):
+    """An .npy header claiming (40000, 160000) float32 (24 GiB) over 400 real bytes: refused
+    from the header, with the memory the load takes bounded by the file's size."""
+    import tracemalloc
+
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"w.npy": npy_bytes(np.zeros((10, 10), np.float32),
+                                        header_shape=(40000, 160000))})
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"'w' declares shape \(40000, 160000\) of "
+                           r"float32 \(25,600,000,000 bytes\) but holds 400 bytes"):
+            checkpoint.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_a_declared_inflated_size_beyond_deflate_is_refused_before_inflating(tmp_path):
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"w.npy": npy_bytes(np.zeros(1000))}, zipfile.ZIP_DEFLATED)
+    patch_declared_size(path, "w.npy", 3_000_000_000)
+    with pytest.raises(CheckpointError, match=r"member 'w.npy' declares 3,000,000,000 bytes "
+                       r"inflated from \d+ compressed, more than deflate can give"):
+        checkpoint.load(path)
+
+
+def test_a_member_that_inflates_past_its_declared_size_is_cut_there(tmp_path):
+    """A small declared size over a stream that inflates to 8 MB: only the declared bytes
+    are inflated, and the checksum refuses them."""
+    import tracemalloc
+
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"w.npy": npy_bytes(np.zeros(1_000_000))}, zipfile.ZIP_DEFLATED)
+    patch_declared_size(path, "w.npy", 200)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match="corrupted"):
+            checkpoint.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_stored_members_must_hold_what_they_declare(tmp_path):
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"w.npy": npy_bytes(np.zeros(100))})
+    patch_declared_size(path, "w.npy", 10**9)
+    with pytest.raises(CheckpointError, match=r"'w.npy' declares 1,000,000,000 bytes but "
+                       "stores 928"):
+        checkpoint.load(path)
+
+
+def test_overlapping_members_are_refused(tmp_path):
+    """Two directory entries over the same compressed bytes (the overlapping zip bomb)."""
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"w.npy": npy_bytes(np.zeros(100_000))}, zipfile.ZIP_DEFLATED)
+    raw = path.read_bytes()
+    start = raw.index(b"PK\x01\x02")
+    end = raw.index(b"PK\x05\x06")
+    entries = raw[start:end]
+    second = entries.index(b"PK\x01\x02", 4)
+    w_entry = entries[second:]
+    dups = []
+    for letter in "abcdefghijklmnopqrst":  # the same bytes under the names a.npy ... t.npy
+        dup = bytearray(w_entry)
+        dup[46:47] = letter.encode()
+        dups.append(bytes(dup))
+    eocd = bytearray(raw[end:])
+    n = 2 + len(dups)
+    eocd[8:10] = struct.pack("<H", n)
+    eocd[10:12] = struct.pack("<H", n)
+    cd = entries + b"".join(dups)
+    eocd[12:16] = struct.pack("<I", len(cd))
+    path.write_bytes(raw[:start] + cd + bytes(eocd))
+    with pytest.raises(CheckpointError, match=r"declares [\d,]+ bytes of members in a file of "
+                       r"[\d,]+ \(overlapping or corrupted members\)"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize(("array", "dtype_name"), [
+    (np.array([1 + 2j, 3j]), "complex128"),
+    (np.array(["ab", "c"]), "<U2"),
+    (np.array([b"ab"]), "|S2"),
+    (np.zeros(2, dtype=[("a", "f4"), ("b", "i4")]), "a"),
+    (np.array(np.datetime64("2024-01-01")), "datetime64"),
+])
+def test_arrays_that_are_not_numbers_are_refused(tmp_path, array, dtype_name):
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"x.npy": npy_bytes(array)})
+    with pytest.raises(CheckpointError, match=rf"array 'x' has dtype .*{dtype_name}.*, not a "
+                       "number type"):
+        checkpoint.load(path)
+
+
+def test_other_compression_methods_and_members_are_refused(tmp_path):
+    path = tmp_path / "ck.npz"
+    write_zip(path, {"w.npy": npy_bytes(np.zeros(10))}, zipfile.ZIP_BZIP2)
+    with pytest.raises(CheckpointError, match="compression method 12; rnnkit reads stored or "
+                       "deflated members only"):
+        checkpoint.load(path)
+    write_zip(path, {"w.npy": npy_bytes(np.zeros(10)), "notes.txt": b"hello"})
+    with pytest.raises(CheckpointError, match="a member 'notes.txt' that is not an array"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize(("blob", "message"), [
+    (b'{"format": "rnnkit-checkpoint", "version": 1, "lr": NaN}', "NaN is not a JSON number"),
+    (b'{"format": "rnnkit-checkpoint", "version": 1, "lr": -Infinity}', "-Infinity is not"),
+    (b'{"format": "rnnkit-checkpoint", "version": 1, "lr": 1e999}', "1e999 is too large"),
+    (b"[" * 100_000 + b"]" * 100_000, "unreadable metadata"),
+])
+def test_metadata_that_is_not_plain_json_is_refused(tmp_path, blob, message):
+    path = tmp_path / "ck.npz"
+    np.savez(path, w=np.ones(3), __meta__=np.frombuffer(blob, dtype=np.uint8))
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path)
+
+
+def test_metadata_must_be_bytes(tmp_path):
+    path = tmp_path / "ck.npz"
+    np.savez(path, __meta__=np.zeros((2, 2)))
+    with pytest.raises(CheckpointError, match="unreadable metadata"):
+        checkpoint.load(path)
+
+
+def test_save_names_the_file_when_a_write_fails(tmp_path, monkeypatch):
+    import errno
+
+    path = old_checkpoint(tmp_path)
+
+    def full(f, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError) as info:
+        checkpoint.save(path, {"w": np.zeros(3)}, {})
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    monkeypatch.undo()
+    assert_old_intact(path)

@@ -33,6 +33,7 @@ from rnnkit import checkpoint
 from rnnkit.cli import build_parser
 from rnnkit.data import Vocab
 from rnnkit.models import load_model
+from rnnkit.resume import newest_checkpoint
 
 
 def _command() -> list[str]:
@@ -263,7 +264,8 @@ def test_train_builtin_dinosaur_names(tmp_path, env):
     assert len(names) == 10
     assert all(re.fullmatch(r"([A-Z][a-z]*)?( {3}\(new\))?", n) for n in names), names
     new = sum(n.endswith("(new)") for n in names)
-    assert f"{new} of 10 names are not in the training list" in res.stderr
+    empty = names.count("")  # shown as empty, and not counted among the names
+    assert f"{new} of {10 - empty} names are not in the training list" in res.stderr
 
 
 # --------------------------------------------------------------------------- resume
@@ -342,7 +344,10 @@ def test_sigkill_while_checkpointing_leaves_previous_checkpoints_intact(tmp_path
     rng = random.Random(20240601)
     for i in range(4):
         before = file_id(last)
-        steps_before = step_of(last) if before else 0
+        # the run resumes from the newest complete checkpoint: last.npz, or a step-named
+        # one written after it when a kill came between the two writes
+        newest, _ = newest_checkpoint(out) if out.exists() else (None, [])
+        steps_before = step_of(newest) if newest else 0
         tmps = {p.name for p in out.glob("*.tmp")} if out.exists() else set()
         announce = tmp_path / f"torn-write-{i}"
         torn_round = i % 2 == 1
@@ -375,6 +380,7 @@ def test_sigkill_while_checkpointing_leaves_previous_checkpoints_intact(tmp_path
             with pytest.raises(checkpoint.CheckpointError):
                 checkpoint.load(torn)
             assert step_of(last) == steps_before + 1, "last.npz: the write before the torn one"
+            assert newest_checkpoint(out)[0] is not None
         # every checkpoint left behind is complete and loadable
         npz = sorted(out.glob("*.npz"))
         assert last in npz
@@ -559,7 +565,14 @@ def test_sample_and_eval_flag_errors(tmp_path, lm, env):
     cases = [
         (["sample", ckpt, "--prime", "café QZ"], ["--prime", "'Q'", "'Z'", "outside"]),
         (["sample", ckpt, "--stop", "ca"], ["--stop", "single"]),
-        (["sample", ckpt, "--temperature", 0], ["--temperature", "0.0"]),
+        (["sample", ckpt, "--temperature", -1], ["--temperature", "got -1.0"]),
+        (["sample", ckpt, "--temperature", "1e-310"], ["--temperature", "1e-310"]),
+        (["sample", ckpt, "--top-k", 2.5], ["--top-k", "invalid int value: '2.5'"]),
+        (["sample", ckpt, "--top-k", 1000], ["--top-k", "in [1, 21]", "got 1000"]),
+        (["sample", ckpt, "--beam", -1], ["--beam", "got -1"]),
+        (["sample", ckpt, "--beam", 2, "--top-p", 0.5], ["--beam", "takes no --top-p"]),
+        (["sample", ckpt, "--seed", -1], ["--seed", "got -1"]),
+        (["sample", ckpt, "--prime", "\\"], ["--prime", "escape"]),
         (["sample", ckpt, "--top-k", 0], ["--top-k", "got 0"]),
         (["sample", ckpt, "--top-p", 1.5], ["--top-p", "1.5"]),
         (["sample", ckpt, "--beam", 0], ["--beam", "got 0"]),
@@ -600,7 +613,7 @@ def test_sample_seed_stop_num_prime_length(tmp_path, lm, env):
         ["sample", ckpt, "--greedy", "--length", 40, "--num", 3],
         ["sample", ckpt, "--temperature", 0.5, "--stop", "\\n", "--num", 3, "--length", 100],
         ["sample", ckpt, "--greedy", "--length", 12, "--prime", "café"],
-        ["sample", ckpt, "--greedy", "--length", 12, "--prime", "café", "--show-prime"],
+        ["sample", ckpt, "--greedy", "--length", 12, "--prime", "café", "--hide-prime"],
         ["sample", ckpt, "--greedy", "--length", 17],
     ], env, tmp_path)
 
@@ -617,11 +630,11 @@ def test_sample_seed_stop_num_prime_length(tmp_path, lm, env):
     one += "" if one.endswith("\n") else "\n"
     assert ok(num).stdout == "\n".join([one] * 3)
     assert len(ok(num_lines).stdout.splitlines()) == 3
-    # --prime is used, --show-prime prints it first
+    # --prime is used and printed as the start of the sample (--hide-prime: not printed)
     cont = library_sample(ckpt, "café", 12, greedy=True)
     assert cont.startswith(" est très")
-    assert ok(prime).stdout == cont + "\n"
-    assert ok(shown).stdout == "café" + cont + "\n"
+    assert ok(prime).stdout == "café" + cont + "\n"
+    assert ok(shown).stdout == cont + "\n"
     # --length: that many characters, then the closing newline
     assert ok(length).stdout == "le café est très \n"
     assert len(length.stdout) - 1 == 17
@@ -636,7 +649,7 @@ def test_word_level_run_and_sample(tmp_path, corpus, env):
     vocab = Vocab.from_json(meta["vocab"])
     assert vocab.level == "word" and {"café", "—", "été", "\n", "<unk>"} <= set(vocab.tokens)
     shown, info = run_many([
-        ["sample", ckpt, "--greedy", "--length", 12, "--prime", "café", "--show-prime"],
+        ["sample", ckpt, "--greedy", "--length", 12, "--prime", "café"],
         ["info", ckpt]], env, tmp_path)
     toks = model.generate(vocab.encode("café"), 12, greedy=True)
     # words joined by single spaces, as Vocab.decode joins them
@@ -700,7 +713,7 @@ def _subparsers(parser: argparse.ArgumentParser):
 def test_every_flag_has_help():
     parser = build_parser()
     action, subs = _subparsers(parser)
-    assert set(subs) == {"train", "sample", "eval", "info"}
+    assert set(subs) == {"train", "sample", "eval", "info", "export"}
     assert all(c.help and c.help.strip() for c in action._choices_actions)
     for name, p in [("rnnkit", parser), *subs.items()]:
         for a in p._actions:
@@ -711,7 +724,7 @@ def test_every_flag_has_help():
 
 def test_help_lists_every_flag(tmp_path, env):
     _, subs = _subparsers(build_parser())
-    names = ["train", "sample", "eval", "info"]
+    names = ["train", "sample", "eval", "info", "export"]
     results = run_many([["--help"]] + [[n, "--help"] for n in names], env, tmp_path)
     top = ok(results[0]).stdout
     assert all(n in top for n in names) and "--version" in top

@@ -19,7 +19,7 @@ def logits_(seed=0, n=V, scale=2.0):
 
 # ---------------------------------------------------------------------- next_token_probs
 @pytest.mark.parametrize("temperature", TEMPERATURES)
-@pytest.mark.parametrize("top_k", [None, 1, 3, V, V + 5])
+@pytest.mark.parametrize("top_k", [None, 1, 3, V])
 @pytest.mark.parametrize("top_p", [None, 0.3, 0.9, 1.0])
 def test_probs_sum_to_one(temperature, top_k, top_p):
     for seed in range(3):
@@ -99,18 +99,118 @@ def test_huge_logits_and_tiny_temperature_stay_finite():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"temperature": 0}, r"temperature must be > 0 \(use greedy for 0\), got 0"),
-    ({"temperature": -1.0}, "temperature must be > 0"),
-    ({"temperature": float("nan")}, "temperature must be > 0"),
-    ({"top_k": 0}, "top_k must be >= 1, got 0"),
-    ({"top_p": 0.0}, r"top_p must be in \(0, 1\], got 0.0"),
-    ({"top_p": 1.5}, r"top_p must be in \(0, 1\], got 1.5"),
+    ({"temperature": -1.0}, r"temperature must be 0 \(greedy\) or a finite number >= 1e-06, "
+                            r"got -1.0"),
+    ({"temperature": float("nan")}, "temperature must be 0 .*got nan"),
+    ({"temperature": float("inf")}, "temperature must be 0 .*got inf"),
+    ({"temperature": 1e-310}, "temperature must be 0 .*got 1e-310"),
+    ({"temperature": True}, "temperature must be 0 .*got True"),
+    ({"temperature": "1"}, "temperature must be 0 .*got '1'"),
+    ({"top_k": 0}, r"top_k must be an integer in \[1, 6\] \(the vocabulary size\), got 0"),
+    ({"top_k": 7}, r"top_k must be an integer in \[1, 6\].*got 7"),
+    ({"top_k": 2.5}, r"top_k must be an integer in \[1, 6\].*got 2.5"),
+    ({"top_p": 0.0}, r"top_p must be a number in \(0, 1\], got 0.0"),
+    ({"top_p": 1.5}, r"top_p must be a number in \(0, 1\], got 1.5"),
+    ({"top_p": float("nan")}, r"top_p must be a number in \(0, 1\], got nan"),
 ])
 def test_bad_sampling_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         next_token_probs(logits_(0), **kwargs)
     with pytest.raises(ValueError, match=message):
         sample_token(logits_(0), np.random.default_rng(0), **kwargs)
+    logits, state = RNNStep(0, V=V).start()
+    for length in (5, 0):  # checked even when nothing is drawn
+        with pytest.raises(ValueError, match=message):
+            sample_sequence(RNNStep(0, V=V), logits, state, length, np.random.default_rng(0),
+                            **kwargs)
+
+
+def test_temperature_zero_is_greedy():
+    for seed in range(5):
+        z = logits_(seed)
+        np.testing.assert_array_equal(next_token_probs(z, 0), np.eye(V)[np.argmax(z)])
+        assert sample_token(z, np.random.default_rng(0), temperature=0) == int(np.argmax(z))
+    step = RNNStep(4)
+    logits, state = step.start()
+    assert sample_sequence(step, logits, state, 9, np.random.default_rng(0), temperature=0) \
+        == greedy(step, 9)
+
+
+@pytest.mark.parametrize("logits", [
+    np.array([1.0, np.inf, 0.0, np.inf]), np.array([-np.inf, 2.0, -np.inf, 1.0]),
+    np.array([1e308, -1e308, 1e308, 0.0]), np.array([3.0, 3.0, 3.0, 3.0]),
+], ids=["+inf", "-inf", "huge", "ties"])
+@pytest.mark.parametrize("settings", [{}, {"temperature": 1e-6}, {"temperature": 0},
+                                      {"top_k": 2}, {"top_p": 0.5}, {"temperature": 50.0}])
+def test_probabilities_are_finite_and_sum_to_one_for_any_logits(logits, settings):
+    p = next_token_probs(logits, **settings)
+    assert np.isfinite(p).all() and (p >= 0).all() and abs(p.sum() - 1) < 1e-12
+    assert not p[logits == -np.inf].any(), "an impossible token got probability"
+    if np.isinf(logits).any() and logits.max() == np.inf:
+        assert p[logits == np.inf].sum() == pytest.approx(1.0)
+    draws = {sample_token(logits, np.random.default_rng(s), **settings) for s in range(30)}
+    assert all(p[d] > 0 for d in draws)
+
+
+@pytest.mark.parametrize(("logits", "message"), [
+    (np.array([0.0, np.nan, 1.0]), "logits hold NaN"),
+    (np.full(3, -np.inf), "logits are all -inf"),
+    (np.zeros((2, 3)), r"logits must have shape \(V,\), got \(2, 3\)"),
+    (np.zeros(0), r"logits must have shape \(V,\), got \(0,\)"),
+])
+def test_logits_without_a_distribution_are_refused(logits, message):
+    with pytest.raises(ValueError, match=message):
+        next_token_probs(logits)
+    with pytest.raises(ValueError, match=message):
+        sample_token(logits, np.random.default_rng(0), greedy=True)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"length": -1}, "length must be an integer >= 0, got -1"),
+    ({"length": 2.0}, "length must be an integer >= 0, got 2.0"),
+    ({"beam": 0}, "beam must be an integer >= 1, got 0"),
+    ({"beam": -1}, "beam must be an integer >= 1, got -1"),
+    ({"beam": 2.5}, "beam must be an integer >= 1, got 2.5"),
+    ({"beam": 2, "top_k": 3}, "beam .*takes no top_k"),
+    ({"beam": 2, "temperature": 0.5, "greedy": True}, "beam .*takes no temperature, greedy"),
+    ({"stop_ids": [V]}, r"stop_ids must be token ids in \[0, 6\), got 6"),
+    ({"stop_ids": [-1]}, r"stop_ids must be token ids in \[0, 6\), got -1"),
+    ({"stop_ids": [1.0]}, r"stop_ids must be token ids in \[0, 6\), got 1.0"),
+    ({"stop_ids": "\n"}, "stop_ids must be a collection of token ids, got '"),
+    ({"greedy": "yes"}, "greedy must be True or False, got 'yes'"),
+    ({"greedy": True, "top_k": 0}, r"top_k must be an integer in \[1, 6\]"),
+    ({"greedy": True, "temperature": -1}, "temperature must be 0"),
+])
+@pytest.mark.parametrize("length", [5, 0])
+def test_check_decoding_is_the_one_check_of_every_entry_point(kwargs, message, length):
+    from rnnkit.generate import check_decoding
+    from rnnkit.models import LanguageModel
+
+    kwargs = {"length": length, **kwargs}
+    error = TypeError if "greedy must" in message or "collection" in message else ValueError
+    with pytest.raises(error, match=message):
+        check_decoding(V, **kwargs)
+    lm = LanguageModel(V, "gru", 4, rng=0)
+    with pytest.raises(error, match=message):
+        lm.generate([1], **kwargs)
+    if "beam" not in kwargs and "greedy" not in kwargs:
+        logits, state = RNNStep(0, V=V).start()
+        rest = {k: v for k, v in kwargs.items() if k != "length"}
+        with pytest.raises(error, match=message):
+            sample_sequence(RNNStep(0, V=V), logits, state, kwargs["length"],
+                            np.random.default_rng(0), **rest)
+        if set(rest) <= {"stop_ids"}:
+            with pytest.raises(error, match=message.replace("beam", "width")):
+                beam_search(RNNStep(0, V=V), logits, state, 2, kwargs["length"], **rest)
+
+
+def test_beam_search_names_its_width():
+    logits, state = RNNStep(0).start()
+    for bad in (0, -1, 2.5, None):
+        with pytest.raises(ValueError, match=f"width must be an integer >= 1, got {bad}"):
+            beam_search(RNNStep(0), logits, state, bad, 3)
+    with pytest.raises(ValueError, match="length_penalty must be a finite number, got nan"):
+        beam_search(RNNStep(0), logits, state, 2, 3, length_penalty=float("nan"))
 
 
 # ---------------------------------------------------------------------- sample_token
@@ -292,7 +392,7 @@ def test_beam_search_length_and_width_checks():
     assert beam_search(step, logits, state, width=3, length=0) == []
     assert len(beam_search(step, logits, state, width=3, length=1)) == 1
     assert beam_search(step, logits, state, width=1, length=1) == [int(np.argmax(logits))]
-    with pytest.raises(ValueError, match="width must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="width must be an integer >= 1, got 0"):
         beam_search(step, logits, state, width=0, length=3)
 
 

@@ -101,6 +101,6 @@ def test_bad_schemes_name_the_argument():
         rnnkit.RNN(D, H, init={"name": "chrono", "t_max": 10})
     with pytest.raises(ValueError, match="init 'default' takes no argument, got scale"):
         rnnkit.RNN(D, H, init={"name": "default", "scale": 2})
-    with pytest.raises(ValueError, match="--init identity:VALUE needs a number"):
+    with pytest.raises(ValueError, match="identity:VALUE needs a number"):
         initializers.parse("identity:big")
     assert initializers.parse("chrono:100") == {"name": "chrono", "t_max": 100.0}

@@ -166,11 +166,11 @@ def test_to_torch_refuses_what_torch_cannot_express():
         with pytest.raises(ValueError, match="no learned initial state; this layer has "
                                              "initial_state='learned'"):
             to_torch(cls(D, H, initial_state="learned"))
-    with pytest.raises(TypeError, match=r"layer must be an rnnkit RNN, LSTM or GRU, got "
-                                        r"torch\.nn\.modules\.rnn\.GRU"):
+    with pytest.raises(TypeError, match=r"layer must be an rnnkit RNN, LSTM or GRU \(or an rnnkit "
+                                        r"model\), got torch\.nn\.modules\.rnn\.GRU"):
         to_torch(torch.nn.GRU(D, H))
-    with pytest.raises(TypeError, match="layer must be an rnnkit RNN, LSTM or GRU, got "
-                                        r"rnnkit\.cell_layers\.GRUCell"):
+    with pytest.raises(TypeError, match=r"layer must be an rnnkit RNN, LSTM or GRU \(or an rnnkit "
+                                        r"model\), got rnnkit\.cell_layers\.GRUCell"):
         to_torch(rnnkit.GRUCell(D, H))
     # a unidirectional layer's merge is irrelevant: it converts
     assert isinstance(to_torch(rnnkit.GRU(D, H, merge="sum")), torch.nn.GRU)

@@ -7,6 +7,8 @@ parameter. With dropout, ``model.rng`` is rewound before each evaluation so that
 forward draws the same dropout masks.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -496,7 +498,8 @@ def test_load_model_rejects_wrong_shape(saved_lm, tmp_path):
     arrays["param/head.W"] = np.zeros((3, 4), np.float32)
     path = checkpoint.save(tmp_path / "bad.npz", arrays, meta)
     with pytest.raises(checkpoint.CheckpointError,
-                       match=r"'head.W' has shape \(3, 4\), expected \(3, 5\)"):
+                       match=r"'head.W' has shape \(3, 4\), but the model config implies "
+                             r"\(3, 5\)"):
         load_model(path)
 
 
@@ -525,7 +528,8 @@ def test_load_model_rejects_unknown_model_and_bad_config(saved_lm, tmp_path):
         load_model(path)
     path = checkpoint.save(tmp_path / "b.npz", arrays,
                            {**meta, "config": {**meta["config"], "cell": "tcn"}})
-    with pytest.raises(checkpoint.CheckpointError, match="invalid model config: cell must be"):
+    with pytest.raises(checkpoint.CheckpointError,
+                       match="invalid model config: config cell must be"):
         load_model(path)
     path = checkpoint.save(tmp_path / "c.npz", arrays, {"purpose": "not a model"})
     with pytest.raises(checkpoint.CheckpointError, match="holds no model"):
@@ -664,3 +668,94 @@ def test_tagger_loss_mask_leaves_steps_out_of_the_loss_only():
     x2 = x.copy()
     x2[0, 4] = x2[0, 4] % 5 + 1
     assert model.train_batch({"x": x2, "y": y, "loss_mask": lm})[0]["loss"] != stats["loss"]
+
+
+# --------------------------------------------------------------------------- shapes from a config
+def _configs():
+    """Models with every option that changes a parameter's shape."""
+    import itertools
+
+    for cell, E, L, cond, bias, init in itertools.product(
+            ("rnn", "lstm", "gru"), (None, 4), (1, 2), (None, 3), (True, False),
+            ("zeros", "learned")):
+        yield LanguageModel(7, cell, 5, L, embedding_dim=E, cond_size=cond, bias=bias,
+                            initial_state=init, rng=0)
+    yield LanguageModel(7, "gru", 5, 2, reset_after=False, rng=0)
+    for bidir, merge, vocab in itertools.product((False, True), ("concat", "sum"), (None, 9)):
+        inputs = {"vocab_size": vocab} if vocab else {"input_size": 3}
+        yield SequenceClassifier(4, cell="gru", hidden_size=5, num_layers=2,
+                                 bidirectional=bidir, merge=merge, embedding_dim=6,
+                                 pooling="mean", rng=0, **inputs)
+        yield SequenceTagger(3, cell="lstm", hidden_size=5, num_layers=2, bidirectional=bidir,
+                             merge=merge, embedding_dim=6, rng=0, **inputs)
+    yield SequenceRegressor(2, input_size=3, cell="rnn", hidden_size=4, bidirectional=True,
+                            rng=0)
+    yield SequenceTagger(3, vocab_size=8, rng=0)  # bidirectional by default
+    for cell in ("rnn", "lstm", "gru"):
+        yield Seq2Seq(6, 7, bos_id=1, eos_id=2, embedding_dim=4, cell=cell, hidden_size=5,
+                      num_layers=2, rng=0)
+
+
+def test_the_shapes_a_config_implies_are_those_of_the_built_model():
+    """The shapes load_model checks a file's arrays against before building anything."""
+    from rnnkit.models import MODELS
+    from rnnkit.models._shapes import param_shapes
+
+    n = 0
+    for model in _configs():
+        config = json.loads(json.dumps(model.config()))  # as a checkpoint holds it
+        shapes = param_shapes(MODELS[type(model).__name__], config, len(model.params))
+        assert shapes == {k: v.shape for k, v in model.params.items()}, config
+        n += 1
+    assert n > 100
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"hidden_size": 40000}, r"'rnn.l0.W_x' has shape \(5, 12\), but the model config "
+                             r"implies \(5, 160000\)"),
+    ({"num_layers": 10**6}, "config num_layers is 1,000,000, but the file holds only 5 "
+                            "parameter arrays"),
+    ({"num_layers": 2}, "has no parameter 'rnn.l1.W_x', which its model config implies"),
+    ({"hidden_size": "3"}, "config hidden_size must be an integer >= 1, got '3'"),
+    ({"vocab_size": 1.5}, "config vocab_size must be an integer >= 2, got 1.5"),
+    ({"embedding_dim": 0}, "config embedding_dim must be an integer >= 1, got 0"),
+    ({"cell": ["lstm"]}, r"config cell must be one of 'rnn', 'lstm', 'gru', got \['lstm'\]"),
+])
+def test_a_config_that_claims_more_than_the_arrays_is_refused_before_building(
+        saved_lm, tmp_path, monkeypatch, change, message):
+    _, _, arrays, meta = saved_lm
+    path = checkpoint.save(tmp_path / "bad.npz", arrays,
+                           {**meta, "config": {**meta["config"], **change}})
+    built = []
+    monkeypatch.setattr(LanguageModel, "__init__",
+                        lambda self, *a, **k: built.append(k) or 1 / 0)
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        load_model(path)
+    assert built == [], "nothing may be built from a config that the arrays contradict"
+
+
+def test_load_is_all_or_nothing_and_refuses_extra_or_integer_parameters(saved_lm, tmp_path):
+    model, _, arrays, meta = saved_lm
+    extra = checkpoint.save(tmp_path / "extra.npz", {**arrays, "param/rnn.l9.W_x": np.zeros(2)},
+                            meta)
+    with pytest.raises(checkpoint.CheckpointError,
+                       match="holds parameters this model does not have: 'rnn.l9.W_x'"):
+        load_model(extra)
+    ints = checkpoint.save(tmp_path / "ints.npz",
+                           {**arrays, "param/head.b": np.zeros(5, np.int64)}, meta)
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"'head.b' has dtype int64, expected floats \(float32\)"):
+        load_model(ints)
+    big = checkpoint.save(tmp_path / "big.npz",
+                          {**arrays, "param/head.b": np.full(5, 1e300)}, meta)
+    with pytest.raises(checkpoint.CheckpointError, match=r"'head.b' holds NaN or inf \(in "
+                       r"float32\)"):
+        load_model(big)
+    # a failing load leaves the model's weights as they were
+    before = {k: v.copy() for k, v in model.params.items()}
+    bad = dict(arrays)
+    bad["param/rnn.l0.W_x"] = arrays["param/rnn.l0.W_x"] + 1
+    bad["param/head.b"] = np.full(5, np.nan, np.float32)
+    with pytest.raises(checkpoint.CheckpointError):
+        model.load_arrays(bad)
+    assert all(np.array_equal(before[k], v) for k, v in model.params.items())

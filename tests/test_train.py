@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -222,6 +223,133 @@ def test_keyboard_interrupt_leaves_a_resumable_checkpoint(tmp_path):
     assert_same_run(m1, t1, m3, t3)
 
 
+# --------------------------------------------------------------------------- step boundaries
+def signal_inside(trainer, step, where, signals):
+    """Deliver ``signals`` (raise_signal: each is handled before it returns, so the test is
+    deterministic) inside optimizer step ``step``: ``where="update"`` after the optimizer
+    has updated 2 of the parameters, ``"gradients"`` after the model has computed its
+    gradients (and drawn its dropout masks). Returns the record of what happened."""
+    seen = {"delivered": False}
+    opt, model = trainer.opt, trainer.model
+    update, train_batch = opt._update, model.train_batch
+
+    def deliver():
+        seen["delivered"] = True
+        for sig in signals:
+            signal.raise_signal(sig)
+
+    def watched_update(p, g, st):
+        update(p, g, st)
+        seen[opt.t] = seen.get(opt.t, 0) + 1
+        if where == "update" and opt.t == step and seen[opt.t] == 2:
+            deliver()
+
+    def watched_batch(batch, carry):
+        out = train_batch(batch, carry)
+        if where == "gradients" and trainer.state.step == step - 1:
+            deliver()
+        return out
+
+    opt._update, model.train_batch = watched_update, watched_batch
+    return seen
+
+
+def on_disk(path):
+    arrays, meta = checkpoint.load(path)
+    return arrays, meta["train_state"]["step"], meta["optimizer"]["t"]
+
+
+@pytest.mark.parametrize("step", [5, 6], ids=["between-validations", "validation-step"])
+def test_a_second_ctrl_c_in_the_middle_of_an_update_finishes_the_step(tmp_path, step):
+    """Two Ctrl-C while the optimizer is half-way through step k (2 of the parameters
+    updated): the update is finished, the run stops there, last.npz is the state after
+    step k (the optimizer's count and the counters agree), and a resume continues to the
+    same run, bit for bit, as one never stopped (including the validation of step 6, done
+    by the resumed run)."""
+    m1, t1 = lm_run(12)
+    t1.fit()
+    ref, t_ref = lm_run(step)
+    t_ref.fit()
+    m2, t2 = lm_run(12, tmp_path)
+    seen = signal_inside(t2, step, "update", [signal.SIGINT, signal.SIGINT])
+    summary = t2.fit()
+    assert seen["delivered"] and seen[step] == len(m2.params)  # every parameter updated
+    assert summary["interrupted"] == "Ctrl-C" and summary["step"] == step
+    assert t2.opt.t == t2.state.step == step
+    arrays, saved_step, saved_t = on_disk(tmp_path / "last.npz")
+    assert saved_step == saved_t == step
+    for k, v in ref.params.items():
+        assert np.array_equal(arrays[f"param/{k}"], v), k
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    m3, t3 = lm_run(12, tmp_path, seed=9)
+    t3.resume(tmp_path / "last.npz")
+    t3.fit()
+    assert_same_run(m1, t1, m3, t3)
+
+
+def test_a_second_ctrl_c_while_computing_gradients_rolls_the_step_back(tmp_path):
+    """Two Ctrl-C after the forward and backward of step 5 (dropout masks drawn): step 5
+    never happened, its random draws are undone, and the resume is exact."""
+    m1, t1 = lm_run(12)
+    t1.fit()
+    ref, t_ref = lm_run(4)
+    t_ref.fit()
+    m2, t2 = lm_run(12, tmp_path)
+    seen = signal_inside(t2, 5, "gradients", [signal.SIGINT, signal.SIGINT])
+    summary = t2.fit()
+    assert seen["delivered"] and 5 not in seen  # the optimizer never ran step 5
+    assert summary["interrupted"] == "Ctrl-C" and summary["step"] == 4
+    _, saved_step, saved_t = on_disk(tmp_path / "last.npz")
+    assert saved_step == saved_t == 4
+    assert m2.rng.bit_generator.state == ref.rng.bit_generator.state
+    assert_same_params(m2, ref)
+    m3, t3 = lm_run(12, tmp_path, seed=9)
+    t3.resume(tmp_path / "last.npz")
+    t3.fit()
+    assert_same_run(m1, t1, m3, t3)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_one_signal_stops_after_the_step(tmp_path, sig):
+    m1, t1 = lm_run(12)
+    t1.fit()
+    logs = []
+    m2, t2 = lm_run(12, tmp_path, log=logs.append)
+    signal_inside(t2, 6, "update", [sig])
+    summary = t2.fit()
+    name = "SIGTERM" if sig == signal.SIGTERM else "Ctrl-C"
+    assert summary["interrupted"] == name and summary["stopped"] == f"interrupted ({name})"
+    assert summary["step"] == 6 and "val_loss" in t2.state.history[-1]  # its validation ran
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    m3, t3 = lm_run(12, tmp_path, seed=9)
+    t3.resume(tmp_path / "last.npz")
+    t3.fit()
+    assert_same_run(m1, t1, m3, t3)
+
+
+def test_an_interrupt_that_escapes_an_update_saves_nothing_half_done(tmp_path):
+    """A KeyboardInterrupt raised inside the optimizer by someone else's code (no signal
+    handler of the trainer's to defer it): last.npz is not written over; the one on disk
+    is the state of step 6."""
+    logs = []
+    m, t = lm_run(12, tmp_path, log=logs.append)
+    update = t.opt._update
+    calls = []
+
+    def broken_update(p, g, st):
+        calls.append(t.opt.t)
+        if t.opt.t == 8 and calls.count(8) == 2:
+            raise KeyboardInterrupt
+        update(p, g, st)
+
+    t.opt._update = broken_update
+    summary = t.fit()
+    assert summary["stopped"] == "interrupted (Ctrl-C)"
+    assert any("in the middle of an update: last.npz was not written" in m for m in logs)
+    _, saved_step, saved_t = on_disk(tmp_path / "last.npz")
+    assert saved_step == saved_t == 6
+
+
 # --------------------------------------------------------------------------- budgets
 def test_step_budget_counts_across_resumes(tmp_path):
     _, t = lm_run(4, tmp_path)
@@ -318,11 +446,14 @@ def test_history_saved_as_json_and_csv(tmp_path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(history)
-    assert list(rows[0]) == ["step", "epoch", "loss", "grad_norm", "lr", "val_loss",
-                             "val_perplexity", "val_bpc"]
+    layers = [k for k in rows[0] if k.startswith("grad_norm/")]
+    assert layers and list(rows[0]) == ["step", "epoch", "loss", "grad_norm", "clipped", "lr",
+                                        *layers, "val_loss", "val_perplexity", "val_bpc"]
     for rec, row in zip(history, rows, strict=True):
         for key, value in row.items():
-            if key in rec:
+            if key == "clipped":
+                assert value == str(rec[key])
+            elif key in rec:
                 assert float(value) == rec[key], key
             else:
                 assert value == ""
@@ -497,6 +628,102 @@ def test_resume_refuses_foreign_or_damaged_files(tmp_path):
     assert t2.state.step == 0  # nothing was half-restored
 
 
+def _spoiled(arrays, meta, what):
+    """A copy of a training checkpoint's (arrays, meta) with one thing wrong."""
+    arrays, meta = dict(arrays), json.loads(json.dumps(meta))
+    ts, opt = meta["train_state"], meta["optimizer"]
+    first_m = next(k for k in arrays if k.startswith("opt/") and k.endswith("/m"))
+    if what == "inf in the optimizer":
+        arrays[first_m] = np.full_like(arrays[first_m], np.inf)
+    elif what == "negative second moment":
+        k = first_m[:-2] + "/v"
+        arrays[k] = -np.abs(arrays[k]) - 1
+    elif what == "missing optimizer array":
+        del arrays[first_m]
+    elif what == "optimizer array of another shape":
+        arrays[first_m] = np.zeros(3, np.float32)
+    elif what == "extra optimizer array":
+        arrays["opt/nothing/m"] = np.zeros(2, np.float32)
+    elif what == "no optimizer entry":
+        del meta["optimizer"]
+    elif what == "optimizer ahead of the run":
+        opt["t"] = ts["step"] + 1
+    elif what == "optimizer t a string":
+        opt["t"] = "6"
+    elif what == "no rng entry":
+        del meta["rng"]
+    elif what == "rng of another generator":
+        meta["rng"] = np.random.MT19937(0).state | {"state": {"key": [1], "pos": 0}}
+    elif what == "no step":
+        del ts["step"]
+    elif what == "step a float":
+        ts["step"] = 6.0
+    elif what == "batch beyond the epoch":
+        ts["batch"] = 99
+    elif what == "unknown train_state field":
+        ts["speed"] = 3
+    elif what == "history not a list":
+        ts["history"] = {"step": 1}
+    elif what == "train_state a list":
+        meta["train_state"] = [6, 1, 1]
+    elif what == "carried state of another shape":
+        arrays["carry/0"] = np.zeros((2, 3, 6), np.float32)
+    elif what == "carried state missing a part":
+        del arrays["carry/1"]
+    elif what == "carried state with NaN":
+        arrays["carry/0"] = np.full_like(arrays["carry/0"], np.nan)
+    return arrays, meta
+
+
+SPOILS = {
+    "inf in the optimizer": "optimizer state .* holds NaN or inf",
+    "negative second moment": r"/v \(a sum of squares\) holds negative values",
+    "missing optimizer array": "has no optimizer state .*/m",
+    "optimizer array of another shape": r"opt/embed.W/m declares shape \(3,\), expected "
+                                        r"\(4, 3\)",
+    "extra optimizer array": "optimizer state for no parameter of this model: 'opt/nothing/m'",
+    "no optimizer entry": "has no optimizer state",
+    "optimizer ahead of the run": "the optimizer has taken 7 steps but the run only 6",
+    "optimizer t a string": "optimizer.t must be an integer >= 0, got '6'",
+    "no rng entry": "has no valid RNG state",
+    "rng of another generator": "has no valid RNG state",
+    "no step": "train_state has no 'step': the position of the run is unknown",
+    "step a float": "train_state.step must be an integer >= 0, got 6.0",
+    "batch beyond the epoch": "train_state.batch is 99, but an epoch has 5 batches",
+    "unknown train_state field": r"train_state holds unknown fields \['speed'\]",
+    "history not a list": "train_state.history must be a list of records",
+    "train_state a list": "train_state is a list, not a dict",
+    "carried state of another shape": r"carried state carry/0 is float32 \(2, 3, 6\), "
+                                      r"expected \(2, 4, 6\)",
+    "carried state missing a part": "the carried state holds",
+    "carried state with NaN": "the carried state carry/0 holds NaN or inf",
+}
+
+
+@pytest.fixture(scope="module")
+def saved_training(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved")
+    _, t = lm_run(6, folder)
+    t.fit()
+    return checkpoint.load(folder / "last.npz")
+
+
+@pytest.mark.parametrize("what", list(SPOILS))
+def test_resume_refuses_an_inconsistent_checkpoint_and_restores_nothing(tmp_path, what,
+                                                                        saved_training):
+    arrays, meta = _spoiled(*saved_training, what)
+    path = checkpoint.save(tmp_path / "bad.npz", arrays, meta)
+    m, t = lm_run(12, seed=4)
+    before = {k: v.copy() for k, v in m.params.items()}
+    rng_before = m.rng.bit_generator.state
+    with pytest.raises(checkpoint.CheckpointError, match=SPOILS[what]) as info:
+        t.resume(path)
+    assert "bad.npz" in str(info.value) and "\n" not in str(info.value)
+    assert all(np.array_equal(before[k], v) for k, v in m.params.items())
+    assert m.rng.bit_generator.state == rng_before
+    assert t.state.step == 0 and t.opt.t == 0 and t.carry is None
+
+
 def test_stream_data_matches_text_stream():
     data = StreamData(TRAIN_IDS, 4, 8)
     stream = TextStream(TRAIN_IDS, 4, 8)
@@ -521,13 +748,47 @@ def test_an_update_that_overflows_the_weights_is_undone(tmp_path):
     with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the point here
         s = t.fit()
     assert s["stopped"] == "losses stayed non-finite"
-    assert any("the update made weights non-finite" in m for m in logs)
+    assert any("the update made weights (or the optimizer's state) non-finite" in m
+               for m in logs)
     for k, v in model.params.items():
         assert np.isfinite(v).all(), k
         assert np.array_equal(v, start[k]), k  # every update overflowed: back to the start
     for p in tmp_path.glob("*.npz"):
         arrays, _ = checkpoint.load(p)
         assert all(np.isfinite(a).all() for a in arrays.values()), p.name
+
+
+def test_an_update_that_overflows_the_optimizer_state_is_undone(tmp_path):
+    """Finite weights but an overflowing second moment (Adam's v of a float32 gradient of
+    1e20): the update is undone and no checkpoint holds a non-finite moment (a resume
+    would refuse it)."""
+    logs = []
+    model = LanguageModel(V, "rnn", 5, 1, embedding_dim=3, rng=0)
+    t = Trainer(model, Adam(model.params, lr=1e-3), StreamData(TRAIN_IDS, 4, 8),
+                StreamData(VAL_IDS, 2, 8),
+                quiet(steps=6, eval_every=2, max_bad_steps=2, max_restores=1,
+                      clip_mode="none", checkpoint_dir=str(tmp_path)), log=logs.append)
+    train_batch = model.train_batch
+
+    def huge_gradients(batch, carry):
+        stats, grads, new = train_batch(batch, carry)
+        if t.state.step >= 2:
+            grads = {k: np.full_like(g, 1e20) for k, g in grads.items()}
+        return stats, grads, new
+
+    model.train_batch = huge_gradients
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = t.fit()
+    assert s["stopped"] == "losses stayed non-finite" and s["step"] == 2
+    assert any("the optimizer's state) non-finite" in m for m in logs)
+    for p in tmp_path.glob("*.npz"):
+        arrays, _ = checkpoint.load(p)
+        assert all(np.isfinite(a).all() for a in arrays.values()), p.name
+    m3 = LanguageModel(V, "rnn", 5, 1, embedding_dim=3, rng=1)
+    t3 = Trainer(m3, Adam(m3.params, lr=1e-3), StreamData(TRAIN_IDS, 4, 8),
+                 config=quiet(steps=8))
+    t3.resume(tmp_path / "last.npz")
+    assert t3.state.step == 2
 
 
 def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):

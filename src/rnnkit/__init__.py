@@ -7,16 +7,36 @@ The layers (batch-first)::
     out, state, cache = lstm.forward(x)            # x (B, T, 8) -> out (B, T, 64)
     dx, dstate, grads = lstm.backward(dout, cache)
 
-The seeds' step-by-step API (column layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
+The models (``rnnkit.models``), training (``rnnkit.train``), generation
+(``rnnkit.generate``), PyTorch interop (``rnnkit.interop``) and ONNX export
+(``rnnkit.onnx``) are there after ``import rnnkit``. The seeds' step-by-step API (column
+layout ``(n_x, m, T_x)``) is :mod:`rnnkit.course`.
 With numba installed, :mod:`rnnkit.accelerated` runs the element-wise work of each step in
 compiled kernels (the same results within float rounding).
 """
 
-from . import accelerated
+# The namespaces, available after ``import rnnkit`` alone. All of them need numpy only:
+# interop imports torch, and onnx the onnx package, when they are first used.
+from . import (
+    accelerated,
+    checkpoint,
+    course,
+    data,
+    generate,
+    interop,
+    layers,
+    losses,
+    models,
+    optim,
+    tasks,
+    train,
+)
+from . import onnx as onnx  # not in __all__: ``from rnnkit import *`` would hide the onnx package
 from .cell_layers import GRUCell, LSTMCell, RNNCell
 from .recurrent import GRU, LSTM, RNN, Recurrent
 
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Recurrent", "accelerated",
-           "__version__"]
+           "checkpoint", "course", "data", "generate", "interop", "layers", "losses", "models",
+           "optim", "tasks", "train", "__version__"]

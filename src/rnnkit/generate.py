@@ -5,58 +5,176 @@ The decoding loops take a *step function* so that any model can use them::
     logits, state = step(ids, state)     # ids (K,) ints -> logits (K, V), new state
 
 A state is an array (L, K, H) or a tuple of them (LSTM), batch on axis 1.
+
+The settings of every entry point (``LanguageModel.generate``, :func:`sample_sequence`,
+:func:`beam_search`, :func:`next_token_probs`, ``rnnkit sample``) are checked in one place,
+:func:`check_decoding`: ``length`` an integer >= 0; ``temperature`` 0 (greedy) or a finite
+number >= :data:`MIN_TEMPERATURE`; ``top_k`` an integer in [1, V]; ``top_p`` in (0, 1];
+``beam`` an integer >= 1 (beam search ranks by the model's own probabilities, so it takes
+none of the sampling settings); ``stop_ids`` integer ids in [0, V). The distributions drawn
+from are always finite and sum to 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .losses import log_softmax, softmax
 
+#: the smallest positive temperature (0 means greedy): below it a distribution is one-hot
+#: in all but name, and the logits divided by it overflow
+MIN_TEMPERATURE = 1e-6
 
-def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                     top_p: float | None = None) -> np.ndarray:
-    """The distribution a sampler draws from. logits (V,) -> probs (V,) float64, sum 1.
 
-    temperature scales the logits (must be > 0; use greedy for the limit 0); top_k keeps
-    the k most likely tokens; top_p keeps the smallest set whose mass reaches p (nucleus).
-    """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (use greedy for 0), got {temperature}")
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    V = z.shape[-1]
-    if top_k is not None:
-        if not 1 <= top_k:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if top_k < V:
-            kth = np.partition(z, V - top_k)[V - top_k]
-            z = np.where(z >= kth, z, -np.inf)
-    p = softmax(z)
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Checked generation settings (see :func:`check_decoding`). ``greedy`` is also True
+    for temperature 0; ``beam`` is None for sampling; ``stop_ids`` a frozenset."""
+
+    length: int
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+    beam: int | None = None
+    stop_ids: frozenset = frozenset()
+
+
+def _sampling(V: int, temperature, top_k, top_p, n: Callable) -> tuple:
+    """Checked (temperature, top_k, top_p); ``n(arg)`` is the name an error shows."""
+    if not _is_real(temperature) or not np.isfinite(temperature) or not (
+            temperature == 0 or temperature >= MIN_TEMPERATURE):
+        raise ValueError(f"{n('temperature')} must be 0 (greedy) or a finite number >= "
+                         f"{MIN_TEMPERATURE:g}, got {temperature!r}")
+    if top_k is not None and (not _is_int(top_k) or not 1 <= top_k <= V):
+        raise ValueError(f"{n('top_k')} must be an integer in [1, {V}] (the vocabulary "
+                         f"size), got {top_k!r}")
+    if top_p is not None and (not _is_real(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"{n('top_p')} must be a number in (0, 1], got {top_p!r}")
+    return (float(temperature), None if top_k is None else int(top_k),
+            None if top_p is None else float(top_p))
+
+
+def check_decoding(vocab_size: int, length, temperature=1.0, top_k=None, top_p=None,
+                   greedy=False, beam=None, stop_ids=(), names: dict | None = None) -> Decoding:
+    """Check the settings of a generation over V = ``vocab_size`` tokens; return them as
+    a :class:`Decoding`. Raises TypeError/ValueError naming the argument (as ``names``
+    maps it: the CLI passes its flags), what it got and what is allowed."""
+    def n(arg):
+        return (names or {}).get(arg, arg)
+
+    if not _is_int(length) or length < 0:
+        raise ValueError(f"{n('length')} must be an integer >= 0, got {length!r}")
+    temperature, top_k, top_p = _sampling(vocab_size, temperature, top_k, top_p, n)
+    if not isinstance(greedy, (bool, np.bool_)):
+        raise TypeError(f"{n('greedy')} must be True or False, got {greedy!r}")
+    if beam is not None:
+        if not _is_int(beam) or beam < 1:
+            raise ValueError(f"{n('beam')} must be an integer >= 1, got {beam!r}")
+        given = [n(k) for k, v in (("temperature", temperature != 1.0), ("top_k", top_k),
+                                   ("top_p", top_p), ("greedy", greedy)) if v]
+        if given:
+            raise ValueError(f"{n('beam')} (beam search, which ranks by the model's own "
+                             f"probabilities) takes no {', '.join(given)}")
+    if isinstance(stop_ids, (str, bytes)) or not hasattr(stop_ids, "__iter__"):
+        raise TypeError(f"{n('stop_ids')} must be a collection of token ids, got "
+                        f"{stop_ids!r}")
+    stops = list(stop_ids)
+    bad = [s for s in stops if not _is_int(s) or not 0 <= s < vocab_size]
+    if bad:
+        raise ValueError(f"{n('stop_ids')} must be token ids in [0, {vocab_size}), got "
+                         f"{bad[0]!r}")
+    return Decoding(int(length), temperature, top_k, top_p,
+                    bool(greedy) or temperature == 0, None if beam is None else int(beam),
+                    frozenset(int(s) for s in stops))
+
+
+def _checked_logits(logits) -> np.ndarray:
+    """logits (V,) as float64: NaN is refused, and so is a vector without a possible
+    token (all -inf); -inf marks an impossible token, +inf a certain one."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 1 or z.size == 0:
+        raise ValueError(f"logits must have shape (V,), got {z.shape}")
+    top = z.max()  # NaN propagates
+    if np.isnan(top):
+        raise ValueError("logits hold NaN: there is no distribution to draw from")
+    if top == -np.inf:
+        raise ValueError("logits are all -inf: every token is impossible")
+    return z
+
+
+def _probs(z: np.ndarray, temperature: float, top_k, top_p) -> np.ndarray:
+    """The distribution (V,) of checked logits z (V,) float64 under checked settings."""
+    V = z.shape[0]
+    top = z.max()
+    if top == np.inf:  # the certain tokens share the mass
+        z = np.where(z == np.inf, 0.0, -np.inf)
+    elif temperature == 0:
+        z = np.where(np.arange(V) == np.argmax(z), 0.0, -np.inf)
+    else:
+        with np.errstate(over="ignore"):
+            zt = z / temperature
+            # huge logits at a small temperature: shift first (the largest becomes 0)
+            z = zt if np.isfinite(zt.max()) else (z - top) / temperature
+    if top_k is not None and top_k < V:
+        kth = np.partition(z, V - top_k)[V - top_k]
+        z = np.where(z >= kth, z, -np.inf)
+    with np.errstate(over="ignore"):  # -1e308 - 1e308: -inf, an impossible token
+        p = softmax(z)
     if top_p is not None:
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         order = np.argsort(-p, kind="stable")
         cum = np.cumsum(p[order])
         keep = np.searchsorted(cum, top_p) + 1  # smallest prefix with mass >= top_p
-        drop = order[keep:]
-        p[drop] = 0.0
+        p[order[keep:]] = 0.0
         p /= p.sum()
     return p
+
+
+def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> np.ndarray:
+    """The distribution a sampler draws from. logits (V,) -> probs (V,) float64: finite,
+    sum 1.
+
+    temperature scales the logits (0: greedy, all the mass on the most likely token; else
+    >= MIN_TEMPERATURE); top_k keeps the k most likely tokens; top_p keeps the smallest set
+    whose mass reaches p (nucleus). Logits of -inf are impossible tokens, +inf certain ones;
+    NaN is refused.
+    """
+    z = _checked_logits(logits)
+    temperature, top_k, top_p = _sampling(z.shape[0], temperature, top_k, top_p, str)
+    return _probs(z, temperature, top_k, top_p)
+
+
+def _draw(p: np.ndarray, rng: np.random.Generator) -> int:
+    # inverse-CDF draw: one uniform number per token, reproducible for a seed
+    u = rng.random()
+    idx = int(np.searchsorted(np.cumsum(p), u * p.sum(), side="right"))
+    if idx >= len(p) or p[idx] == 0:  # rounding past the last possible token
+        idx = int(np.flatnonzero(p)[-1])
+    return idx
 
 
 def sample_token(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
                  greedy: bool = False) -> int:
-    """Draw one token id from logits (V,). Greedy takes the argmax."""
-    if greedy:
-        return int(np.argmax(logits))
-    p = next_token_probs(logits, temperature, top_k, top_p)
-    # inverse-CDF draw: one uniform number per token, reproducible for a seed
-    u = rng.random()
-    idx = int(np.searchsorted(np.cumsum(p), u * p.sum(), side="right"))
-    return min(idx, len(p) - 1)
+    """Draw one token id from logits (V,). Greedy (or temperature 0) takes the argmax."""
+    z = _checked_logits(logits)
+    temperature, top_k, top_p = _sampling(z.shape[0], temperature, top_k, top_p, str)
+    if greedy or temperature == 0:
+        return int(np.argmax(z))
+    return _draw(_probs(z, temperature, top_k, top_p), rng)
 
 
 def _select(state, idx):
@@ -73,17 +191,22 @@ def sample_sequence(step: Callable, logits: np.ndarray, state, length: int,
     logits (V,): the distribution of the first token (after the prime). The stop token is
     included in the result. ``on_token(id)`` is called as each token is drawn (streaming).
     """
+    z = _checked_logits(logits)
+    d = check_decoding(z.shape[0], length, temperature, top_k, top_p, greedy,
+                       stop_ids=stop_ids)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     out: list[int] = []
-    stop = set(int(s) for s in stop_ids)
-    for i in range(length):
-        tok = sample_token(logits, rng, temperature, top_k, top_p, greedy)
+    for i in range(d.length):
+        tok = int(np.argmax(z)) if d.greedy else _draw(
+            _probs(z, d.temperature, d.top_k, d.top_p), rng)
         out.append(tok)
         if on_token is not None:
             on_token(tok)
-        if tok in stop or i == length - 1:
+        if tok in d.stop_ids or i == d.length - 1:
             break
         lg, state = step(np.array([tok]), state)
-        logits = lg[0]
+        z = _checked_logits(lg[0])
     return out
 
 
@@ -96,17 +219,23 @@ def beam_search(step: Callable, logits: np.ndarray, state, width: int, length: i
     log-probabilities divided by ``len ** length_penalty``. Width 1 equals greedy.
     Returns the best token list (stop token included if reached).
     """
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
-    stop = set(int(s) for s in stop_ids)
+    z = _checked_logits(logits)
+    if width is None:
+        raise ValueError("width must be an integer >= 1, got None")
+    d = check_decoding(z.shape[0], length, beam=width, stop_ids=stop_ids,
+                       names={"beam": "width"})
+    if not _is_real(length_penalty) or not np.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+    width, stop = d.beam, d.stop_ids
     beams: list[tuple[float, list[int]]] = [(0.0, [])]
-    lp = log_softmax(np.asarray(logits, dtype=np.float64))[None]  # (K, V)
+    with np.errstate(over="ignore"):
+        lp = log_softmax(z)[None]  # (K, V)
     finished: list[tuple[float, list[int]]] = []
 
     def norm(score, seq):
         return score / (max(len(seq), 1) ** length_penalty) if length_penalty else score
 
-    for t in range(length):
+    for t in range(d.length):
         V = lp.shape[1]
         cand = (np.array([b[0] for b in beams])[:, None] + lp).ravel()
         # stable ordering: best score first, ties broken by lower index (as argmax does)
@@ -115,7 +244,7 @@ def beam_search(step: Callable, logits: np.ndarray, state, width: int, length: i
         for j in order:
             k, tok = divmod(int(j), V)
             seq = beams[k][1] + [tok]
-            if tok in stop or t == length - 1:
+            if tok in stop or t == d.length - 1:
                 finished.append((float(cand[j]), seq))
             else:
                 new_beams.append((float(cand[j]), seq))
@@ -130,6 +259,10 @@ def beam_search(step: Callable, logits: np.ndarray, state, width: int, length: i
         beams = new_beams
         st = _select(state, np.array(parents))
         lg, state = step(np.array(toks), st)
-        lp = log_softmax(lg.astype(np.float64), axis=1)
+        lg = np.asarray(lg, dtype=np.float64)
+        if np.isnan(lg).any():
+            raise ValueError("the step function returned NaN logits")
+        with np.errstate(over="ignore"):
+            lp = log_softmax(lg, axis=1)
     pool = finished or beams
     return max(pool, key=lambda b: norm(*b))[1]

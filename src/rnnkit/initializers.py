@@ -80,11 +80,11 @@ def parse(text: str) -> dict:
     if not sep:
         return as_scheme(name)
     if not arg:
-        raise ValueError(f"--init {name} takes no value, got {text!r}")
+        raise ValueError(f"{name} takes no value, got {text!r}")
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"--init {name}:VALUE needs a number for {arg[0]}, got "
+        raise ValueError(f"{name}:VALUE needs a number for {arg[0]}, got "
                          f"{value!r}") from None
     return as_scheme({"name": name, arg[0]: number})
 

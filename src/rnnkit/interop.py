@@ -1,8 +1,14 @@
-"""Weights to and from PyTorch (an optional extra: ``pip install torch==2.13.0``).
+"""Layers and whole models to and from PyTorch (an optional extra: ``pip install
+torch==2.13.0``).
 
-``from_torch(module)`` turns a ``torch.nn.RNN/LSTM/GRU`` into the equivalent rnnkit layer
-and ``to_torch(layer)`` goes back. rnnkit's layers are always batch-first; a module with
-``batch_first=False`` gives the same layer (transpose your data).
+``to_torch(layer)`` builds the ``torch.nn.RNN/LSTM/GRU`` of an rnnkit layer and
+``from_torch(module)`` turns such a module into the rnnkit layer. ``to_torch(model)`` does
+the same for a whole model (``LanguageModel``, ``SequenceClassifier``,
+``SequenceRegressor``, ``SequenceTagger``, ``Seq2Seq``: see :mod:`rnnkit._torch_models`),
+and ``from_torch`` of that module gives the rnnkit model back with the module's weights.
+What PyTorch cannot express is refused with a message, never dropped. rnnkit's layers are
+always batch-first; a module with ``batch_first=False`` gives the same layer (transpose your
+data).
 
 Mapping, per layer ``k`` and direction (``_reverse``)::
 
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _torch_models
+from .models import Model
 from .recurrent import GRU, LSTM, RNN, Recurrent
 
 __all__ = ["from_torch", "to_torch"]
@@ -34,10 +42,13 @@ def _torch():
     return torch
 
 
-def from_torch(module) -> Recurrent:
+def from_torch(module):
     """Convert a ``torch.nn.RNN``, ``LSTM`` or ``GRU`` (any num_layers, bidirectional,
-    batch_first, bias) into the rnnkit layer with the same weights and dtype."""
+    batch_first, bias) into the rnnkit layer with the same weights and dtype; or a module
+    made by ``to_torch(model)`` into the rnnkit model, with the module's current weights."""
     torch = _torch()
+    if hasattr(module, "rnnkit_model"):
+        return _torch_models.from_module(module, from_torch)
     if isinstance(module, torch.nn.LSTM):
         if getattr(module, "proj_size", 0):
             raise ValueError("from_torch: LSTM with proj_size > 0 has no rnnkit equivalent")
@@ -75,17 +86,26 @@ def from_torch(module) -> Recurrent:
     return layer
 
 
-def to_torch(layer: Recurrent):
-    """Build the ``torch.nn.RNN/LSTM/GRU`` (batch_first=True) computing the same function.
+def to_torch(layer):
+    """Build the ``torch.nn.RNN/LSTM/GRU`` (batch_first=True) computing the same function as
+    an rnnkit layer, or the module of a whole rnnkit model (see the module text).
 
     Raises ValueError for what PyTorch cannot express: a GRU with ``reset_after=False``,
-    a merge other than ``concat``, a learned initial state. ``recurrent_dropout`` and
-    ``variational`` (training-time only) have no PyTorch equivalent and are not carried over;
-    the module computes the same function in eval mode."""
+    a merge other than ``concat``, a learned initial state, recurrent dropout and
+    variational dropout (PyTorch has neither), a conditioned language model, attention."""
     torch = _torch()
+    if isinstance(layer, Model):
+        return _torch_models.to_module(layer, torch, to_torch)
     if not isinstance(layer, Recurrent):
-        raise TypeError(f"layer must be an rnnkit RNN, LSTM or GRU, got "
+        raise TypeError(f"layer must be an rnnkit RNN, LSTM or GRU (or an rnnkit model), got "
                         f"{type(layer).__module__}.{type(layer).__qualname__}")
+    for option, value in (("recurrent_dropout", layer.recurrent_dropout),
+                          ("variational", layer.variational)):
+        if value:
+            raise ValueError(f"to_torch: PyTorch's recurrent modules have no {option}; this "
+                             f"layer has {option}={value!r} (it acts in training only: set it "
+                             f"to {0.0 if option == 'recurrent_dropout' else False} to "
+                             "convert the layer)")
     if layer.kind == "gru" and not layer.reset_after:
         raise ValueError("to_torch: PyTorch's GRU is the reset-after form; this GRU has "
                          "reset_after=False")

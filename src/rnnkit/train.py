@@ -12,6 +12,11 @@ epoch and batch position, the carried state, the history and the caller's metada
 (config, vocabulary), in one atomic no-pickle file (:mod:`rnnkit.checkpoint`). Resuming
 from step k and running to step n gives the same weights, bit for bit, as running to n in
 one go.
+
+Signals stop a run at step boundaries only (:mod:`rnnkit.interrupts`): the first Ctrl-C or
+SIGTERM after the step under way, a second at once, finishing an update under way or
+rolling back a step still computing its gradients. The data sources are those of
+:mod:`rnnkit.sources`.
 """
 
 from __future__ import annotations
@@ -28,94 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
+from .interrupts import StepBoundary
 from .optim import Optimizer, Schedule, clip_gradients
+from .resume import check_resumable, declared_shapes_check
+from .sources import ArrayData, ListData, StreamData
+
+__all__ = ["ArrayData", "ListData", "StreamData", "TrainConfig", "TrainState", "Trainer",
+           "TrainingStopped", "save_history", "summarize"]
 
 LN2 = math.log(2.0)
-
-
-# --------------------------------------------------------------------------- data sources
-class StreamData:
-    """A token stream in contiguous rows for truncated BPTT (char-rnn layout).
-
-    ids (N,) ints; batches ``x, y`` (B, T) with ``y`` shifted by one; carries state.
-    """
-
-    carries_state = True
-
-    def __init__(self, ids, batch_size: int, seq_len: int):
-        from .data import TextStream
-
-        self.stream = TextStream(ids, batch_size, seq_len)
-
-    def num_batches(self) -> int:
-        """Batches per epoch."""
-        return len(self.stream)
-
-    def batch(self, epoch: int, k: int) -> dict:
-        """Batch ``k`` of ``epoch``: a dict of arrays such as x, y (B, ...) and mask."""
-        x, y = self.stream.batch(k)
-        return {"x": x, "y": y}
-
-
-class ArrayData:
-    """Fixed-size examples in arrays of equal first dimension N, shuffled per epoch.
-
-    arrays: e.g. ``{"x": (N, T, D), "y": (N,), "mask": (N, T)}``. The order of epoch e is
-    ``default_rng([seed, e]).permutation(N)``. The last partial batch is kept.
-    """
-
-    carries_state = False
-
-    def __init__(self, arrays: dict, batch_size: int, shuffle: bool = True, seed: int = 0):
-        if not arrays:
-            raise ValueError("arrays is empty: give at least x and y")
-        sizes = {k: len(v) for k, v in arrays.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"arrays must share their first dimension, got {sizes}")
-        self.n = next(iter(sizes.values()))
-        if self.n == 0:
-            raise ValueError("arrays hold no examples")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.arrays = arrays
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self._order = (None, None)
-
-    def num_batches(self) -> int:
-        """Batches per epoch."""
-        return -(-self.n // self.batch_size)
-
-    def _perm(self, epoch: int):
-        if self._order[0] != epoch:
-            perm = (np.random.default_rng([self.seed, epoch]).permutation(self.n)
-                    if self.shuffle else np.arange(self.n))
-            self._order = (epoch, perm)
-        return self._order[1]
-
-    def batch(self, epoch: int, k: int) -> dict:
-        """Batch ``k`` of ``epoch``: a dict of arrays such as x, y (B, ...) and mask."""
-        idx = self._perm(epoch)[k * self.batch_size : (k + 1) * self.batch_size]
-        return {name: a[idx] for name, a in self.arrays.items()}
-
-
-class ListData(ArrayData):
-    """Variable-length examples: a list of items and a ``collate(list) -> batch dict``
-    function (e.g. padding with masks); shuffled per epoch like :class:`ArrayData`."""
-
-    def __init__(self, items: list, collate, batch_size: int, shuffle: bool = True,
-                 seed: int = 0):
-        if len(items) == 0:
-            raise ValueError("items is empty: no examples to train on")
-        self.items = items
-        self.collate = collate
-        super().__init__({"i": np.arange(len(items))}, batch_size, shuffle, seed)
-
-    def batch(self, epoch: int, k: int) -> dict:
-        """Batch ``k`` of ``epoch``: a dict of arrays such as x, y (B, ...) and mask."""
-        idx = super().batch(epoch, k)["i"]
-        return self.collate([self.items[i] for i in idx])
 
 
 # --------------------------------------------------------------------------- config
@@ -166,23 +92,12 @@ def _rng_state_json(rng: np.random.Generator) -> dict:
     return rng.bit_generator.state
 
 
-def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
-    rng.bit_generator.state = state
-
-
 def _state_arrays(state, prefix: str = "carry") -> dict:
     if state is None:
         return {}
     if isinstance(state, tuple):
         return {f"{prefix}/{i}": s for i, s in enumerate(state)}
     return {f"{prefix}/0": state}
-
-
-def _state_from_arrays(arrays: dict, prefix: str = "carry"):
-    parts = [arrays[f"{prefix}/{i}"] for i in range(2) if f"{prefix}/{i}" in arrays]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def _finite_state(state) -> bool:
@@ -228,6 +143,7 @@ class Trainer:
         self._good = None  # in-memory copy of the last good weights and optimizer state
         self._bar = None  # the progress bar while fit() runs
         self._ckpts: list[Path] = []
+        self._boundary = StepBoundary()  # not entered: signals as they were (see fit)
 
     # ------------------------------------------------------------------ checkpoints
     def _arrays(self) -> dict:
@@ -256,30 +172,18 @@ class Trainer:
 
     def resume(self, path) -> None:
         """Restore weights, optimizer, RNG, counters, carried state and history from a
-        checkpoint written by this trainer; the next ``fit`` continues exactly."""
-        arrays, meta = checkpoint.load(path)
-        if "train_state" not in meta:
-            raise checkpoint.CheckpointError(f"{str(path)!r} is a model file, not a resumable "
-                                             "training checkpoint")
-        if meta.get("config") != self.model.config():
-            raise checkpoint.CheckpointError(
-                f"{str(path)!r} was written for another model configuration: "
-                f"{meta.get('config')} vs {self.model.config()}")
-        self.model.load_arrays(arrays, repr(str(path)))
-        opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-        saved_opt = meta["optimizer"].get("name")
-        if saved_opt != type(self.opt).__name__:
-            raise checkpoint.CheckpointError(
-                f"{str(path)!r} was written with optimizer {saved_opt}, this run uses "
-                f"{type(self.opt).__name__}")
-        try:
-            self.opt.load_state_dict({"t": meta["optimizer"]["t"], "lr": meta["optimizer"]["lr"],
-                                      "arrays": opt_arrays})
-        except (KeyError, ValueError) as e:
-            raise checkpoint.CheckpointError(f"{str(path)!r}: optimizer state: {e}") from None
-        _set_rng_state(self.model.rng, meta["rng"])
-        self.state = TrainState(**meta["train_state"])
-        self.carry = _state_from_arrays(arrays)
+        checkpoint written by this trainer; the next ``fit`` continues exactly. Everything
+        is checked first (:func:`rnnkit.resume.check_resumable`): a file that fails leaves
+        the trainer as it was and raises CheckpointError naming it."""
+        where = repr(str(path))
+        arrays, meta = checkpoint.load(path, check=declared_shapes_check(self, where))
+        r = check_resumable(self, arrays, meta, where)
+        for k, a in r.params.items():
+            np.copyto(self.model.params[k], a)
+        self.opt.load_state_dict(r.optimizer)
+        self.model.rng.bit_generator.state = r.rng_state
+        self.state = TrainState(**r.train_state)
+        self.carry = r.carry
         self._ckpts = self._earlier_checkpoints()
 
     def _earlier_checkpoints(self) -> list[Path]:
@@ -379,81 +283,131 @@ class Trainer:
                     file=sys.stderr, leave=True)
 
     def fit(self) -> dict:
-        """Train until a budget is reached, early stopping, or Ctrl-C.
+        """Train until a budget is reached, early stopping, a signal, or Ctrl-C.
 
-        Returns a summary: ``{"stopped": reason, "step", "epoch", "best_val", "history"}``.
-        A KeyboardInterrupt stops at the end of the current step and leaves a resumable
-        ``last.npz`` when a checkpoint_dir is set.
+        Returns a summary: ``{"stopped": reason, "interrupted": None, "Ctrl-C" or
+        "SIGTERM", "step", "epoch", "best_val", "history"}``. Run in the main thread, the
+        first Ctrl-C or SIGTERM stops the run after the step under way, a second at once
+        (:mod:`rnnkit.interrupts`): the state left, and written to ``last.npz`` when a
+        checkpoint_dir is set, is always that of a step boundary, and a resume continues it
+        exactly.
         """
         c, s = self.config, self.state
         started = time.perf_counter()
         self.model.train()
         self._snapshot()
-        bar = self._bar = self._make_bar()
         reason = None
         self._tokens_since, self._t_since = 0, time.perf_counter()
+        with StepBoundary() as boundary:
+            self._boundary = boundary
+            bar = self._bar = self._make_bar()
+            try:
+                reason = self._catch_up(bar) or self._loop(started, bar)
+            except KeyboardInterrupt:
+                reason = f"interrupted ({boundary.requested or 'Ctrl-C'})"
+            finally:
+                if bar is not None:
+                    bar.close()
+                self._bar = None
+                self._boundary = StepBoundary()
+        if boundary.torn:
+            self.log("the interrupt came in the middle of an update: last.npz was not "
+                     "written (the checkpoints on disk hold complete steps)")
+        elif c.checkpoint_dir is not None:
+            self.save_checkpoint(Path(c.checkpoint_dir) / "last.npz")
+        self.log(f"stopped: {reason} (step {s.step}, epoch {s.epoch})")
+        interrupted = reason.startswith("interrupted") and (boundary.requested or "Ctrl-C")
+        return {"stopped": reason, "interrupted": interrupted or None, "step": s.step,
+                "epoch": s.epoch, "best_val": s.best_val, "history": s.history}
+
+    def _catch_up(self, bar) -> str | None:
+        """The validation of the last step, if an interrupt came between its update and its
+        validation (a resumed run does it first, as the run would have); the reason to
+        stop, or None."""
+        c, s = self.config, self.state
+        last = s.history[-1] if s.history else {}
+        if (last.get("step") == s.step and "loss" in last and "val_loss" not in last
+                and c.eval_every and s.step % c.eval_every == 0 and self.val_data is not None):
+            return "early stopping" if self._validate(bar, last) else None
+        return None
+
+    def _loop(self, started: float, bar) -> str:
+        """The steps of :meth:`fit` until a reason to stop; returns it."""
+        c, s = self.config, self.state
         nb = self.train_data.num_batches()
-        try:
-            while (reason := self._done(started)) is None:
-                if s.batch >= nb:
+        while (reason := self._done(started)) is None:
+            if self._boundary.requested:
+                return f"interrupted ({self._boundary.requested})"
+            if s.batch >= nb:
+                with self._boundary.update():
                     s.epoch += 1
                     s.batch = 0
                     self.carry = None
-                    if c.eval_every is None and self.val_data is not None:
-                        if self._validate(bar):
-                            reason = "early stopping"
-                            break
-                    continue
-                if s.batch == 0:
-                    self.carry = None
-                rec, reason = self._train_step(self.train_data.batch(s.epoch, s.batch))
-                if rec is not None:
-                    reason = self._after_step(bar, rec)
-                if reason:
-                    break
-        except KeyboardInterrupt:
-            reason = "interrupted (Ctrl-C)"
-        finally:
-            if bar is not None:
-                bar.close()
-            self._bar = None
-        if c.checkpoint_dir is not None:
-            self.save_checkpoint(Path(c.checkpoint_dir) / "last.npz")
-        self.log(f"stopped: {reason} (step {s.step}, epoch {s.epoch})")
-        return {"stopped": reason, "step": s.step, "epoch": s.epoch, "best_val": s.best_val,
-                "history": s.history}
+                if c.eval_every is None and self.val_data is not None and self._validate(bar):
+                    return "early stopping"
+                continue
+            if s.batch == 0:
+                self.carry = None
+            rec, reason = self._train_step(self.train_data.batch(s.epoch, s.batch))
+            if rec is not None:
+                reason = self._after_step(bar, rec)
+            if reason:
+                return reason
+        return reason
 
     def _train_step(self, batch: dict):
         """One optimizer step on batch. Returns (the step's history record, None), or
         (None, None) for a skipped non-finite step, or (None, reason) when the run must
-        stop."""
+        stop.
+
+        Computing the gradients changes nothing but the model's RNG (dropout): an interrupt
+        there rewinds it, so the step never happened. The update (optimizer, counters,
+        history) runs inside ``StepBoundary.update``: it is finished before an interrupt
+        is let through."""
         c, s = self.config, self.state
-        self.opt.lr = self.schedule(s.step) * s.lr_scale
-        carry = self.carry if self.train_data.carries_state else None
-        stats, grads, new_carry = self.model.train_batch(batch, carry)
-        norm = clip_gradients(grads, c.clip_mode, c.clip_value)
+        rng_state = self.model.rng.bit_generator.state
+        try:
+            self.opt.lr = self.schedule(s.step) * s.lr_scale
+            carry = self.carry if self.train_data.carries_state else None
+            stats, grads, new_carry = self.model.train_batch(batch, carry)
+            layers = layer_norms(grads)  # before clipping, as the global norm
+            clipped = would_clip(grads, c.clip_mode, c.clip_value)
+            norm = clip_gradients(grads, c.clip_mode, c.clip_value)
+        except KeyboardInterrupt:
+            self.model.rng.bit_generator.state = rng_state
+            raise
         mean_loss = stats["loss"] / max(stats["count"], 1)
-        if not (math.isfinite(mean_loss) and math.isfinite(norm)):
+        with self._boundary.update():
+            if not (math.isfinite(mean_loss) and math.isfinite(norm)):
+                s.batch += 1
+                return None, ("losses stayed non-finite" if self._bad_step(mean_loss, norm)
+                              else None)
+            self.opt.step(grads)
+            if not self._finite_update():
+                # the update itself overflowed: never keep (or save) such weights or moments
+                self._restore()
+                s.batch += 1
+                stop = self._bad_step(mean_loss, norm, "the update made weights (or the "
+                                      "optimizer's state) non-finite")
+                return None, ("losses stayed non-finite" if stop else None)
+            s.bad_steps = 0
+            self.carry = new_carry if _finite_state(new_carry) else None
+            s.step += 1
             s.batch += 1
-            return None, ("losses stayed non-finite" if self._bad_step(mean_loss, norm)
-                          else None)
-        self.opt.step(grads)
-        if not all(np.isfinite(v).all() for v in self.model.params.values()):
-            # the update itself overflowed: never keep (or save) such weights
-            self._restore()
-            s.batch += 1
-            stop = self._bad_step(mean_loss, norm, "the update made weights non-finite")
-            return None, ("losses stayed non-finite" if stop else None)
-        s.bad_steps = 0
-        self.carry = new_carry if _finite_state(new_carry) else None
-        s.step += 1
-        s.batch += 1
-        self._tokens_since += stats["count"]
-        rec = {"step": s.step, "epoch": s.epoch, "loss": mean_loss, "grad_norm": norm,
-               "lr": self.opt.lr}
-        if "correct" in stats:
-            rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
+            self._tokens_since += stats["count"]
+            rec = {"step": s.step, "epoch": s.epoch, "loss": mean_loss, "grad_norm": norm,
+                   "clipped": clipped, "lr": self.opt.lr,
+                   **{f"grad_norm/{k}": v for k, v in layers.items()}}
+            if "correct" in stats:
+                rec["accuracy"] = stats["correct"] / max(stats["count"], 1)
+            s.history.append(rec)  # before validation, which completes it in place
         return rec, None
+
+    def _finite_update(self) -> bool:
+        """Whether the weights and the optimizer's state are finite after an update."""
+        moments = (a for st in self.opt.state.values() for a in st.values())
+        return all(np.isfinite(v).all() for v in self.model.params.values()) and all(
+            np.isfinite(a).all() for a in moments)
 
     def _after_step(self, bar, rec: dict) -> str | None:
         """Record, show, validate and checkpoint after a step; the reason to stop, or
@@ -463,7 +417,6 @@ class Trainer:
         logged = c.log_every and s.step % c.log_every == 0
         if bar is not None or logged:
             rec["tokens_per_s"] = self._tokens_since / max(now - self._t_since, 1e-9)
-        s.history.append(rec)  # before validation, which completes it in place
         self._show(bar, rec)
         if bar is None and logged:
             self._tokens_since, self._t_since = 0, now
@@ -500,27 +453,30 @@ class Trainer:
         return False
 
     def _validate(self, bar, rec: dict | None = None) -> bool:
-        """Evaluate, update best/patience, write checkpoints; True to stop early."""
+        """Evaluate, update best/patience, write checkpoints; True to stop early. The
+        evaluation changes nothing; its results are recorded in one ``update`` block."""
         c, s = self.config, self.state
         ev = self.evaluate()
         val = ev.get("loss")
-        if rec is None:
-            rec = {"step": s.step, "epoch": s.epoch}
-            s.history.append(rec)
-        if val is not None and not math.isfinite(val):
-            # diverging weights: keep neither a snapshot nor a checkpoint of them
-            rec["val_loss"] = None
-            self.log(f"step {s.step}: the validation loss is not finite ({val}); no checkpoint "
-                     "written")
-            s.evals_since_best += 1
-            return c.patience is not None and s.evals_since_best >= c.patience
-        rec.update({f"val_{k}": v for k, v in ev.items()})
-        improved = val is not None and (s.best_val is None or val < s.best_val - c.min_delta)
-        if improved:
-            s.best_val, s.best_step, s.evals_since_best = val, s.step, 0
-        else:
-            s.evals_since_best += 1
-        self._snapshot()
+        with self._boundary.update():
+            if rec is None:
+                rec = {"step": s.step, "epoch": s.epoch}
+                s.history.append(rec)
+            if val is not None and not math.isfinite(val):
+                # diverging weights: keep neither a snapshot nor a checkpoint of them
+                rec["val_loss"] = None
+                self.log(f"step {s.step}: the validation loss is not finite ({val}); no "
+                         "checkpoint written")
+                s.evals_since_best += 1
+                return c.patience is not None and s.evals_since_best >= c.patience
+            rec.update({f"val_{k}": v for k, v in ev.items()})
+            improved = val is not None and (s.best_val is None
+                                            or val < s.best_val - c.min_delta)
+            if improved:
+                s.best_val, s.best_step, s.evals_since_best = val, s.step, 0
+            else:
+                s.evals_since_best += 1
+            self._snapshot()
         self._write_checkpoints(val)
         if improved and c.checkpoint_dir is not None:
             self.save_checkpoint(Path(c.checkpoint_dir) / "best.npz")
@@ -559,21 +515,50 @@ def summarize(total: dict) -> dict:
     return out
 
 
+def layer_norms(grads: dict) -> dict:
+    """The Euclidean norm of the gradients of each layer: parameters grouped by their name
+    without its last part (``rnn.l0.W_x`` and ``rnn.l0.W_h`` are layer ``rnn.l0``; ``head.W``
+    is ``head``). Returns {layer: norm}, in the order of the parameters."""
+    squares: dict = {}
+    for name, g in grads.items():
+        layer = name.rsplit(".", 1)[0]
+        flat = g.reshape(-1)
+        squares[layer] = squares.get(layer, 0.0) + float(np.dot(flat, flat))
+    return {k: math.sqrt(v) for k, v in squares.items()}
+
+
+def would_clip(grads: dict, mode: str, value: float) -> bool:
+    """Whether :func:`~rnnkit.optim.clip_gradients` changes these gradients (before it
+    runs): an entry beyond ``value`` (mode "value"), an array (mode "norm") or all of them
+    (mode "global_norm") with a norm above ``value``."""
+    if mode == "none":
+        return False
+    if mode == "value":
+        return any(float(np.abs(g).max(initial=0.0)) > value for g in grads.values())
+    norms = [float(np.linalg.norm(g)) for g in grads.values()]
+    if mode == "norm":
+        return any(n > value for n in norms)
+    return math.sqrt(sum(n * n for n in norms)) > value
+
+
 def save_history(history: list, path) -> Path:
-    """Write the history as JSON (``.json``) or CSV (any other suffix)."""
+    """Write the history as JSON (``.json``) or CSV (any other suffix), atomically (a
+    failed write leaves the previous file and no temporary one)."""
     path = Path(path)
-    if path.suffix == ".json":
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(history, indent=1))
-        tmp.replace(path)
-        return path
-    keys: list[str] = []
-    for rec in history:
-        keys += [k for k in rec if k not in keys]
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
-    tmp.replace(path)
+    try:
+        if path.suffix == ".json":
+            tmp.write_text(json.dumps(history, indent=1))
+        else:
+            keys: list[str] = []
+            for rec in history:
+                keys += [k for k in rec if k not in keys]
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(history)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -4,12 +4,13 @@
     rnnkit sample CHECKPOINT
     rnnkit eval CHECKPOINT TEXT_FILE
     rnnkit info CHECKPOINT
+    rnnkit export CHECKPOINT -o model.onnx
 
 Every ``train`` flag maps one-to-one onto a field of :class:`TrainCommand`.
 
 Here: the parser and :func:`main` (the console script ``rnnkit``). The subcommands live in
 ``settings`` (:class:`TrainCommand`, its checks, what ``--resume`` keeps), ``train`` and
-``checkpoint_commands`` (``sample``, ``eval``, ``info``).
+``checkpoint_commands`` (``sample``, ``eval``, ``info``), and ``export``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import sys
 from dataclasses import fields
 
 from .. import __version__
+from ..checkpoint import CheckpointError
+from ._common import RUN_FAILED, UNUSABLE_INPUT, os_error
 from .checkpoint_commands import cmd_eval, cmd_info, cmd_sample
+from .export import add_export_parser, cmd_export
 from .settings import NOT_INHERITED, RESUME_FIXED, TrainCommand
 from .train import BUILTIN, cmd_train
 
@@ -31,6 +35,7 @@ __all__ = [
     "TrainCommand",
     "build_parser",
     "cmd_eval",
+    "cmd_export",
     "cmd_info",
     "cmd_sample",
     "cmd_train",
@@ -38,9 +43,16 @@ __all__ = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors on one line, as every other error of rnnkit."""
+
+    def error(self, message: str):
+        self.exit(2, f"rnnkit: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``rnnkit`` command and its subcommands."""
-    p = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks on numpy: train "
+    p = _Parser(prog="rnnkit", description="Recurrent networks on numpy: train "
                                 "a character-level language model, then sample from it.")
     p.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -82,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     s.add_argument("--stop", help="stop after this token (default: the run's, e.g. newline)")
     s.add_argument("--num", type=int, default=1, help="number of samples (default: 1)")
-    s.add_argument("--show-prime", action="store_true", help="print the prime before the text")
+    s.add_argument("--hide-prime", action="store_true",
+                   help="print only the generated text, not the --prime it continues")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("eval", help="loss, bits per char and perplexity on a text",
@@ -97,11 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Describe a checkpoint.")
     i.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz written by rnnkit train")
     i.set_defaults(func=cmd_info)
+    add_export_parser(sub)
     return p
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``rnnkit`` console script; returns the exit code."""
+    """Entry point of the ``rnnkit`` console script; returns the exit code.
+
+    Every failure a user or the system causes ends here as one line on stderr and an exit
+    status (docs/cli.md): a checkpoint that cannot be used (2), a file the system cannot
+    write or read, memory it cannot give (1); the subcommands' own checks print their line
+    and exit the same way. Subcommands added later get this for free."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -115,3 +134,15 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except CheckpointError as e:
+        return _error(str(e), UNUSABLE_INPUT)
+    except MemoryError as e:
+        return _error(f"out of memory{f' ({e})' if str(e) else ''}", RUN_FAILED)
+    except OSError as e:
+        return _error(os_error(e), RUN_FAILED)
+
+
+def _error(msg: str, code: int) -> int:
+    sys.stdout.flush()
+    print(f"rnnkit: error: {' '.join(msg.split())}", file=sys.stderr)
+    return code

@@ -3,95 +3,100 @@ generated text), ``eval`` (loss, bits per token, perplexity on a text) and ``inf
 
 from __future__ import annotations
 
-import codecs
 import math
+import re
 import sys
 
 import numpy as np
 
-from ..checkpoint import CheckpointError
-from ._common import _fail
+from ._common import _fail, read_text_file
+from .display import Stream, typed
+from .run_meta import check_sample_defaults, check_summary, check_vocab
+
+# the flags of `rnnkit sample` by the names of rnnkit.generate.check_decoding's arguments
+FLAGS = {"length": "--length", "temperature": "--temperature", "top_k": "--top-k",
+         "top_p": "--top-p", "greedy": "--greedy", "beam": "--beam", "stop_ids": "--stop"}
 
 
-def _escapes(s: str | None) -> str | None:
-    """Turn backslash escapes typed on a command line (\\n, \\t) into characters."""
-    if s is None:
-        return None
-    return codecs.decode(s.encode("utf-8"), "unicode_escape") if "\\" in s else s
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+_KNOWN = r"\n, \t, \r and \\"
+
+
+def _escapes(s: str | None, flag: str) -> str | None:
+    """Turn the backslash escapes typed on a command line (\\n, \\t, \\r, \\\\) into
+    characters; any other backslash is a one-line error naming the flag."""
+    if s is None or "\\" not in s:
+        return s
+    parts = re.split(r"(\\.?)", s, flags=re.S)
+    for i in range(1, len(parts), 2):
+        key = parts[i][1:]
+        if key not in _ESCAPES:
+            _fail(f"{flag} {s!r} holds the escape {parts[i]!r}; the escapes are " + _KNOWN
+                  + " (a backslash itself is \\\\)")
+        parts[i] = _ESCAPES[key]
+    return "".join(parts)
 
 
 def _load(path):
-    from ..data import Vocab
+    """The model, metadata, vocabulary and sampling defaults of a checkpoint written by
+    ``rnnkit train``; CheckpointError (one line, the file named) for anything else."""
+    from ..checkpoint import CheckpointError
     from ..models import LanguageModel, load_model
 
-    try:
-        model, meta, _ = load_model(path)
-    except CheckpointError as e:
-        _fail(str(e))
+    model, meta, _ = load_model(path)
+    where = repr(str(path))
     if not isinstance(model, LanguageModel) or "vocab" not in meta:
-        _fail(f"{path!r} is not a language-model checkpoint written by `rnnkit train`")
-    return model, meta, Vocab.from_json(meta["vocab"])
+        raise CheckpointError(f"{where} is not a language-model checkpoint written by "
+                              "`rnnkit train`")
+    vocab = check_vocab(meta, model.vocab_size, where)
+    defaults = check_sample_defaults(meta, vocab, where)
+    check_summary(meta, where)
+    return model, meta, vocab, defaults
+
+
+def _encode(vocab, text: str, flag: str):
+    try:
+        return vocab.encode(text, name=flag)
+    except ValueError as e:
+        _fail(str(e))
 
 
 def cmd_sample(args) -> int:
     """``rnnkit sample``: stream generated text from a checkpoint; returns the exit code."""
+    from ..generate import check_decoding
+
     if args.length < 0:
         _fail(f"--length must be >= 0 (0: the run's default), got {args.length}")
     if args.num < 1:
         _fail(f"--num must be >= 1, got {args.num}")
-    if not (args.temperature > 0 and math.isfinite(args.temperature)):
-        _fail(f"--temperature must be a finite number > 0 (use --greedy for 0), "
-              f"got {args.temperature}")
-    if args.top_k is not None and args.top_k < 1:
-        _fail(f"--top-k must be >= 1, got {args.top_k}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        _fail(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.beam is not None and args.beam < 1:
-        _fail(f"--beam must be >= 1, got {args.beam}")
-    model, meta, vocab = _load(args.checkpoint)
-    defaults = meta.get("sample_defaults", {})
-    prime = _escapes(args.prime) if args.prime is not None else defaults.get("prime")
-    stop = _escapes(args.stop) if args.stop is not None else defaults.get("stop")
-    length = args.length or defaults.get("length", 300)
+    if args.seed < 0:
+        _fail(f"--seed must be an integer >= 0, got {args.seed}")
+    prime_flag, stop_flag = _escapes(args.prime, "--prime"), _escapes(args.stop, "--stop")
+    model, meta, vocab, defaults = _load(args.checkpoint)
+    cap = defaults["capitalize"]
+    prime = typed(prime_flag, cap) if prime_flag is not None else defaults["prime"]
+    stop = typed(stop_flag, cap) if stop_flag is not None else defaults["stop"]
     if not prime:
         _fail("--prime must not be empty")
+    prime_ids = _encode(vocab, prime, "--prime")
+    stop_ids = _encode(vocab, stop, "--stop") if stop else []
+    if stop and len(stop_ids) != 1:
+        _fail(f"--stop must be a single {vocab.level}, got {stop!r}")
     try:
-        prime_ids = vocab.encode(prime, name="--prime")
-    except ValueError as e:
+        d = check_decoding(len(vocab), args.length or defaults["length"], args.temperature,
+                           args.top_k, args.top_p, args.greedy, args.beam, stop_ids, FLAGS)
+    except (TypeError, ValueError) as e:
         _fail(str(e))
-    stop_ids = []
-    if stop:
-        try:
-            stop_ids = vocab.encode(stop, name="--stop")
-        except ValueError as e:
-            _fail(str(e))
-        if len(stop_ids) != 1:
-            _fail(f"--stop must be a single {vocab.level}, got {stop!r}")
     rng = np.random.default_rng(args.seed)
-    sep = "" if vocab.level == "char" else " "
     for i in range(args.num):
-        # words are joined by spaces, as Vocab.decode does: none at the start of a line
-        # nor before a newline
-        line_start = [True]
-        first = [defaults.get("capitalize", False) and not args.show_prime]
-        if args.show_prime:
-            sys.stdout.write(prime)
-            line_start[0] = prime[-1].isspace()
-
-        def emit(tok, line_start=line_start, first=first):
-            t = vocab.tokens[tok]
-            if first[0]:  # the first letter of a name
-                t = t.upper()
-            first[0] = False
-            sys.stdout.write(t if not sep or line_start[0] or t == "\n" else sep + t)
-            sys.stdout.flush()
-            line_start[0] = t == "\n"
-
-        toks = model.generate(prime_ids, length, rng=rng, temperature=args.temperature,
-                              top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
-                              beam=args.beam, stop_ids=stop_ids, on_token=emit)
-        if not toks or vocab.tokens[toks[-1]] != "\n":
-            sys.stdout.write("\n")
+        shown_prime = prime_flag is not None and not args.hide_prime
+        out = Stream(vocab, cap, after="" if shown_prime else (prime_flag or ""))
+        if shown_prime:
+            out.text(prime_flag)  # the sample begins with the prime, as it was typed
+        model.generate(prime_ids, d.length, rng=rng, temperature=d.temperature, top_k=d.top_k,
+                       top_p=d.top_p, greedy=d.greedy, beam=d.beam, stop_ids=d.stop_ids,
+                       on_token=out.token)
+        out.end()
         if args.num > 1 and i < args.num - 1 and stop is None:
             sys.stdout.write("\n")
     sys.stdout.flush()
@@ -100,18 +105,13 @@ def cmd_sample(args) -> int:
 
 def cmd_eval(args) -> int:
     """``rnnkit eval``: loss, bits per token and perplexity on a text; returns the exit code."""
-    from ..data import read_text
     from ..train import StreamData, TrainConfig, Trainer
 
     for name in ("batch_size", "seq_len"):
         if getattr(args, name) < 1:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    model, meta, vocab = _load(args.checkpoint)
-    try:
-        text = read_text(args.text)
-        ids = vocab.encode(text, name=str(args.text))
-    except (OSError, ValueError) as e:
-        _fail(str(e))
+    model, meta, vocab, _ = _load(args.checkpoint)
+    ids = _encode(vocab, read_text_file(args.text), str(args.text))
     if len(ids) < 2:
         _fail(f"{str(args.text)!r} holds {len(ids)} token(s): at least 2 are needed to "
               "predict one")
@@ -131,7 +131,7 @@ def cmd_eval(args) -> int:
 
 def cmd_info(args) -> int:
     """``rnnkit info``: describe a checkpoint; returns the exit code."""
-    model, meta, vocab = _load(args.checkpoint)
+    model, meta, vocab, _ = _load(args.checkpoint)
     cli = meta.get("cli", {})
     print(f"checkpoint  {args.checkpoint}")
     print(f"model       {meta['model']}: {model.rnn!r}")

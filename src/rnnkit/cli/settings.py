@@ -5,12 +5,14 @@ to change."""
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .. import initializers
 from ..checkpoint import CheckpointError
 from ._common import _fail
+from .run_meta import check_settings
 
 
 def _opt(default, help: str, **kw):
@@ -80,8 +82,8 @@ def _validate(cfg: TrainCommand) -> None:
         v = getattr(cfg, name)
         if v is not None and v < 1:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if cfg.time is not None and not cfg.time > 0:
-        _fail(f"--time must be > 0 seconds, got {cfg.time}")
+    if cfg.time is not None and not (cfg.time > 0 and math.isfinite(cfg.time)):
+        _fail(f"--time must be a finite number of seconds > 0, got {cfg.time}")
     try:
         initializers.parse(cfg.init)
     except ValueError as e:
@@ -92,8 +94,10 @@ def _validate(cfg: TrainCommand) -> None:
         _fail(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         _fail(f"--lr must be a finite number > 0, got {cfg.lr}")
-    if not cfg.clip_value > 0:
-        _fail(f"--clip-value must be > 0, got {cfg.clip_value}")
+    if not (cfg.clip_value > 0 and math.isfinite(cfg.clip_value)):
+        _fail(f"--clip-value must be a finite number > 0, got {cfg.clip_value}")
+    if cfg.seed < 0:
+        _fail(f"--seed must be an integer >= 0, got {cfg.seed}")
     if not 0 < cfg.decay_rate <= 1:
         _fail(f"--decay-rate must be in (0, 1], got {cfg.decay_rate}")
 
@@ -105,36 +109,61 @@ RESUME_FIXED = ("cell", "layers", "hidden", "embedding", "init", "dropout", "seq
                 "optimizer", "val_fraction", "word")
 
 
-def _saved_run(last: Path) -> dict:
-    """The metadata of a run's last.npz, or a clear --resume error."""
-    from ..checkpoint import load
+def _resume_source(out: Path) -> Path:
+    """The checkpoint a --resume continues: the newest complete one of the run in ``out``
+    (last.npz, or a step-named one written after it), or a clear --resume error."""
+    from ..resume import newest_checkpoint
 
-    if not last.exists():
+    last = out / "last.npz"
+    if out.is_file():
+        _fail(f"--resume: --out {str(out)!r} is a file, not a run's folder")
+    path, notes = newest_checkpoint(out) if out.is_dir() else (None, [])
+    if path is None:
+        if notes:
+            _fail(f"--resume: no checkpoint of {str(out)!r} can be resumed ({notes[0]})")
         _fail(f"--resume: {str(last)!r} does not exist (train without --resume first)")
+    for note in notes:
+        print(f"rnnkit: note: passed over {note}", file=sys.stderr)
+    if path != last:
+        print(f"rnnkit: resuming from {path.name}, the newest complete checkpoint of the run",
+              file=sys.stderr)
+    return path
+
+
+def _saved_run(path: Path) -> dict:
+    """The metadata of a run's checkpoint, or a clear --resume error."""
+    from ..checkpoint import read_meta
+
     try:
-        _, meta = load(last)
+        meta, _ = read_meta(path)
     except CheckpointError as e:
         _fail(f"--resume: {e}")
-    if not isinstance(meta.get("cli"), dict) or "train_state" not in meta:
-        _fail(f"--resume: {str(last)!r} was not written by `rnnkit train`")
+    if "train_state" not in meta:
+        _fail(f"--resume: {str(path)!r} was not written by `rnnkit train`")
+    try:
+        check_settings(meta.get("cli"), TrainCommand, repr(str(path)))
+    except CheckpointError as e:
+        _fail(f"--resume: {e}")
     return meta
 
 
-def _check_resume(cfg: TrainCommand, last: Path, vocab) -> None:
-    """Refuse a --resume whose flags or text do not match the run saved in ``last``."""
-    meta = _saved_run(last)
+def _check_resume(cfg: TrainCommand, path: Path, vocab) -> None:
+    """Refuse a --resume whose flags or text do not match the run saved in ``path``."""
+    meta = _saved_run(path)
     old = meta["cli"]
     diffs = [f"--{k.replace('_', '-')} {old[k]} (now {getattr(cfg, k)})"
              for k in RESUME_FIXED if k in old and old[k] != getattr(cfg, k)]
     if diffs:
-        _fail(f"--resume: the run in {str(last.parent)!r} was trained with "
+        _fail(f"--resume: the run in {str(path.parent)!r} was trained with "
               + ", ".join(diffs) + "; give the same values to continue it (nothing was changed)")
     if meta.get("vocab") != vocab.to_json():
-        before = list(meta.get("vocab", {}).get("tokens", []))
+        saved = meta.get("vocab")
+        before = saved.get("tokens", []) if isinstance(saved, dict) else []
+        before = [t for t in before if isinstance(t, str)] if isinstance(before, list) else []
         added = sorted(set(vocab.tokens) - set(before))[:10]
         gone = sorted(set(before) - set(vocab.tokens))[:10]
         _fail(f"--resume: the text's vocabulary differs from the one the run in "
-              f"{str(last.parent)!r} was trained with (new: {added or 'none'}, missing: "
+              f"{str(path.parent)!r} was trained with (new: {added or 'none'}, missing: "
               f"{gone or 'none'}); resume on the same text (nothing was changed)")
 
 
@@ -142,14 +171,17 @@ def _check_resume(cfg: TrainCommand, last: Path, vocab) -> None:
 NOT_INHERITED = ("resume", "quiet", "time", "out")
 
 
-def _train_settings(args) -> TrainCommand:
-    """The flags given, completed by the defaults or, with --resume, by the saved run's."""
+def _train_settings(args) -> tuple[TrainCommand, Path | None]:
+    """The flags given, completed by the defaults or, with --resume, by the saved run's;
+    and the checkpoint a --resume continues (None without --resume)."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainCommand) if hasattr(args, f.name)}
     text = given.get("text")
     out = given.get("out") or str(Path("runs") / (Path(text).stem if text else "dinos"))
     base = asdict(TrainCommand())
+    source = None
     if given.get("resume"):
-        saved = _saved_run(Path(out) / "last.npz")["cli"]
+        source = _resume_source(Path(out))
+        saved = _saved_run(source)["cli"]
         base.update({k: v for k, v in saved.items() if k in base and k not in NOT_INHERITED})
     cfg = TrainCommand(**{**base, **given, "out": out})
     _validate(cfg)
@@ -157,4 +189,4 @@ def _train_settings(args) -> TrainCommand:
         cfg = replace(cfg, steps=1000)
     if cfg.schedule_steps is None:
         cfg = replace(cfg, schedule_steps=cfg.steps or 10_000)
-    return cfg
+    return cfg, source

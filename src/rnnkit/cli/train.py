@@ -4,9 +4,8 @@ samples, and write its history, best checkpoint and loss plot."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,22 +13,20 @@ import numpy as np
 
 from .. import initializers
 from ..checkpoint import CheckpointError
-from ._common import _fail
+from ._common import RUN_FAILED, _fail, os_error, read_text_file
+from .display import shown
+from .plan import check_memory, check_schedule
 from .settings import TrainCommand, _check_resume, _train_settings
 
 BUILTIN = "builtin:dinos"
 
 
 def _load_corpus(cfg: TrainCommand):
-    from ..data import dinos_text, read_text
+    from ..data import dinos_text
 
     if cfg.text is None:
         return dinos_text().lower(), BUILTIN
-    try:
-        text = read_text(cfg.text)
-    except (OSError, ValueError) as e:
-        _fail(str(e))
-    return text, str(Path(cfg.text).resolve())
+    return read_text_file(cfg.text), str(Path(cfg.text).resolve())
 
 
 def _schedule(cfg: TrainCommand):
@@ -53,61 +50,95 @@ def _sample_defaults(vocab, source: str) -> dict:
     return {"prime": "\n" if nl else vocab.tokens[0], "stop": None, "length": 300}
 
 
-class _DeferredInterrupt:
-    """Within ``with``: the first Ctrl-C lets the current step finish (so that last.npz is
-    written between steps and resumes exactly), the second stops at once.
+def _prepare_out(out: Path) -> None:
+    """Create the output folder and make sure files can be written in it, before anything
+    is trained: a one-line error otherwise."""
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {str(out)!r} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-", suffix=".tmp", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        _fail(f"--out {str(out)!r} cannot be written: {os_error(e)}", RUN_FAILED)
 
-    ``stop()`` raises KeyboardInterrupt once a Ctrl-C came; call it between steps."""
 
-    def __init__(self):
-        self.requested = False
-        self._old = None
-
-    def __enter__(self):
-        # only where Python's own Ctrl-C handling is in place (not ignored, main thread)
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        msg = "\nrnnkit: stopping after this step (Ctrl-C again to stop at once)\n"
-        try:  # not print(): the interrupted code may be writing to sys.stderr right now
-            os.write(sys.stderr.fileno(), msg.encode())
-        except (AttributeError, OSError, ValueError):
-            pass
-
-    def stop(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
+def _has_run(out: Path) -> bool:
+    return (out / "last.npz").exists() or any(out.glob("ckpt_step*.npz"))
 
 
 def cmd_train(args) -> int:
     """``rnnkit train``: build, train, checkpoint and sample; returns the exit code."""
-    from ..models import LanguageModel
-    from ..optim import make_optimizer
-    from ..train import TrainConfig, Trainer
-
-    cfg = _train_settings(args)
+    cfg, resume_from = _train_settings(args)
     if cfg.engine == "numpy":
         from .. import accelerated
 
         accelerated.set_enabled(False)
     text, source = _load_corpus(cfg)
     out = Path(cfg.out)
-    last = out / "last.npz"
-    if not cfg.resume and last.exists():
+    if not cfg.resume and out.is_dir() and _has_run(out):
         _fail(f"{str(out)!r} already holds a run; use --resume to continue it or --out to "
               "start a new one (nothing was overwritten)")
     vocab, ids, train_data, val_data = _streams(cfg, text, source)
+    check_schedule(cfg, train_data.num_batches())
+    check_memory(cfg, len(vocab))
+    if cfg.resume:
+        _check_resume(cfg, resume_from, vocab)
+    _prepare_out(out)
+    try:
+        trainer, defaults = _trainer(cfg, vocab, source, train_data, val_data)
+    except MemoryError as e:
+        _fail(f"out of memory while building the model ({e}); lower --hidden or --layers",
+              RUN_FAILED)
+    if cfg.resume:
+        try:
+            trainer.resume(resume_from)
+        except CheckpointError as e:
+            _fail(f"--resume: {e}")
+    trainer.log(f"training a {cfg.layers}-layer {cfg.cell.upper()} "
+                f"({trainer.model.num_parameters():,} parameters) on {source}: {len(ids):,} "
+                f"{'words' if cfg.word else 'characters'}, vocabulary {len(vocab)}; output "
+                f"in {out}")
+    return _run(trainer, cfg, vocab, text, source, defaults)
+
+
+def _run(trainer, cfg: TrainCommand, vocab, text: str, source: str, defaults: dict) -> int:
+    """Train, write the results and show the final samples; the exit code."""
+    out = Path(cfg.out)
+    try:
+        # overflow in a diverging step is handled (skipped, restored, reported): no warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = trainer.fit()
+        interrupted = result["interrupted"]
+        best = _write_results(trainer, result, bool(interrupted), cfg, out, trainer.log)
+    except MemoryError as e:
+        _fail(f"out of memory while training ({e}); lower --batch-size, --seq-len or "
+              "--hidden (the checkpoints already written are intact)", RUN_FAILED)
+    except OSError as e:
+        _fail(f"{os_error(e)}: the run stopped (the checkpoints already written are intact; "
+              "continue with --resume)", RUN_FAILED)
+    if interrupted:
+        print(f"interrupted at step {result['step']}; {out / 'last.npz'} is saved: continue "
+              "with the same flags and --resume", file=sys.stderr, flush=True)
+        return 143 if interrupted == "SIGTERM" else 130
+    if result["stopped"] == "losses stayed non-finite":
+        _fail(f"training stopped at step {result['step']}: the losses stayed non-finite; "
+              f"{out / 'best.npz'} and {out / 'last.npz'} hold the last good weights (lower "
+              "--lr or --clip-value)", RUN_FAILED)
+    if not cfg.quiet:
+        _final_samples(trainer.model, vocab, text, source, defaults, cfg.seed)
+    trainer.log(f"best checkpoint: {best}  (sample with: rnnkit sample {best})")
+    return 0
+
+
+def _trainer(cfg: TrainCommand, vocab, source: str, train_data, val_data):
+    """The model, its optimizer and the trainer of the run (its samples every
+    --sample-every steps); returns (trainer, sample defaults)."""
+    from ..models import LanguageModel
+    from ..optim import make_optimizer
+    from ..train import TrainConfig, Trainer
+
     model = LanguageModel(len(vocab), cfg.cell, cfg.hidden, cfg.layers,
                           embedding_dim=cfg.embedding or None, dropout=cfg.dropout, rng=cfg.seed,
                           init=initializers.parse(cfg.init))
@@ -116,50 +147,31 @@ def cmd_train(args) -> int:
     meta = {"vocab": vocab.to_json(), "cli": asdict(cfg), "source": source,
             "sample_defaults": defaults}
     log = (lambda m: None) if cfg.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    prime_ids = vocab.encode(defaults["prime"]) if defaults["prime"] else None
-    stop_ids = vocab.encode(defaults["stop"]) if defaults["stop"] else ()
-
-    ctrl_c = _DeferredInterrupt()
 
     def show_samples(trainer, rec):
-        ctrl_c.stop()  # after the step (and its checkpoints) is complete
         if cfg.quiet or not cfg.sample_every or rec["step"] % cfg.sample_every:
             return
         rng = np.random.default_rng([cfg.seed, rec["step"]])  # not the training RNG
-        lines = []
-        for _ in range(3 if source == BUILTIN else 1):
-            toks = model.generate(prime_ids, defaults["length"], rng=rng, stop_ids=stop_ids)
-            line = vocab.decode(toks).strip("\n")
-            lines.append(line.capitalize() if source == BUILTIN else line)
+        lines = _samples(model, vocab, defaults, 3 if source == BUILTIN else 1, rng)
         trainer.write(f"--- samples at step {rec['step']} ---\n" + "\n".join(lines))
 
     tc = TrainConfig(steps=cfg.steps, epochs=cfg.epochs, time_limit=cfg.time,
                      clip_mode=cfg.clip, clip_value=cfg.clip_value, eval_every=cfg.eval_every,
-                     checkpoint_dir=str(out), checkpoint_every=cfg.checkpoint_every or None,
+                     checkpoint_dir=str(cfg.out), checkpoint_every=cfg.checkpoint_every or None,
                      progress=not cfg.quiet, log_every=0 if cfg.quiet else 100)
     trainer = Trainer(model, opt, train_data, val_data, tc, _schedule(cfg), meta, log,
                       show_samples)
-    if cfg.resume:
-        _check_resume(cfg, last, vocab)
-        try:
-            trainer.resume(last)
-        except CheckpointError as e:
-            _fail(f"--resume: {e}")
-    log(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({model.num_parameters():,} "
-        f"parameters) on {source}: {len(ids):,} {'words' if cfg.word else 'characters'}, "
-        f"vocabulary {len(vocab)}; output in {out}")
-    with ctrl_c:
-        result = trainer.fit()
-    interrupted = ctrl_c.requested or str(result["stopped"]).startswith("interrupted")
-    best = _write_results(trainer, result, interrupted, cfg, out, log)
-    if interrupted:
-        print(f"interrupted at step {result['step']}; {last} is saved: continue with the same "
-              f"flags and --resume", file=sys.stderr, flush=True)
-        return 130
-    if not cfg.quiet:
-        _final_samples(model, vocab, text, source, defaults, prime_ids, stop_ids, cfg.seed)
-    log(f"best checkpoint: {best}  (sample with: rnnkit sample {best})")
-    return 0
+    return trainer, defaults
+
+
+def _samples(model, vocab, defaults: dict, n: int, rng) -> list[str]:
+    """n samples from the run's default prime, as generated (newlines at their ends
+    dropped), shown as the run shows its samples."""
+    prime = vocab.encode(defaults["prime"]) if defaults["prime"] else None
+    stop = vocab.encode(defaults["stop"]) if defaults["stop"] else ()
+    texts = [vocab.decode(model.generate(prime, defaults["length"], rng=rng, stop_ids=stop))
+             for _ in range(n)]
+    return [shown(t.strip("\n"), defaults.get("capitalize", False)) for t in texts]
 
 
 def _streams(cfg: TrainCommand, text: str, source: str):
@@ -170,9 +182,12 @@ def _streams(cfg: TrainCommand, text: str, source: str):
 
     vocab = (Vocab.from_text(text, "word", max_size=cfg.max_vocab) if cfg.word
              else Vocab.from_text(text, "char"))
+    if len(vocab) < 2:
+        _fail(f"{source}: the text holds a single distinct {'word' if cfg.word else 'character'}"
+              f" ({vocab.tokens[0]!r}); a language model needs at least 2 to choose from")
     ids = vocab.encode(text)
-    train_ids, val_ids = split_train_val(ids, cfg.val_fraction)
     try:
+        train_ids, val_ids = split_train_val(ids, cfg.val_fraction)
         train_data = StreamData(train_ids, cfg.batch_size, cfg.seq_len)
         val_data = (StreamData(val_ids, min(cfg.batch_size, max(1, (len(val_ids) - 1) // 2)),
                                cfg.seq_len) if val_ids is not None and len(val_ids) > 2 else None)
@@ -204,24 +219,26 @@ def _write_results(trainer, result: dict, interrupted: bool, cfg: TrainCommand, 
     return best
 
 
-def _final_samples(model, vocab, text: str, source: str, defaults: dict, prime_ids, stop_ids,
-                   seed: int) -> None:
+def _final_samples(model, vocab, text: str, source: str, defaults: dict, seed: int) -> None:
     """Samples of the trained model on stdout: ten names for the built-in corpus (those not
-    in the list marked new), one text otherwise."""
+    in the list marked new; an empty sample shown as an empty line, and not counted), one
+    text otherwise."""
     rng = np.random.default_rng(seed)
-    texts = [vocab.decode(model.generate(prime_ids, defaults["length"], rng=rng,
-                                         stop_ids=stop_ids)).strip("\n")
-             for _ in range(10 if source == BUILTIN else 1)]
+    texts = _samples(model, vocab, defaults, 10 if source == BUILTIN else 1, rng)
     print("--- samples from the final model ---", file=sys.stderr)
-    if source == BUILTIN:
-        known = set(text.split("\n"))
-        for t in texts:
-            print(t.capitalize() + ("" if t in known else "   (new)"))
-        new = sum(t not in known for t in texts)
-        print(f"{new} of {len(texts)} names are not in the training list", file=sys.stderr)
-    else:
+    if source != BUILTIN:
         for t in texts:
             print(t)
+        return
+    known = set(text.split("\n"))
+    names = [t for t in texts if t]
+    for t in texts:
+        print(t + ("   (new)" if t and t.lower() not in known else ""))
+    new = sum(t.lower() not in known for t in names)
+    empty = len(texts) - len(names)
+    print(f"{new} of {len(names)} names are not in the training list"
+          + (f"; {empty} sample{' was' if empty == 1 else 's were'} empty" if empty else ""),
+          file=sys.stderr)
 
 
 def _plot(history: list, path: Path, log) -> None:
@@ -239,23 +256,48 @@ def _plot(history: list, path: Path, log) -> None:
     vsteps = [h["step"] for h in history if h.get("val_loss") is not None]
     vloss = [h["val_loss"] for h in history if h.get("val_loss") is not None]
     try:
-        _draw(plt, path, steps, loss, vsteps, vloss)
+        _draw(plt, path, steps, loss, vsteps, vloss, [h for h in history if "grad_norm" in h])
     except Exception as e:  # the plot is a convenience: never lose a finished run to it
         log(f"note: could not draw {path} ({type(e).__name__}: {e}); history.csv has the numbers")
 
 
-def _draw(plt, path: Path, steps, loss, vsteps, vloss) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _draw_gradients(gx, grads: list) -> None:
+    """Gradient norms (log scale) and the running share of clipped steps (right axis)."""
+    steps = [h["step"] for h in grads]
+    gx.semilogy(steps, [max(h["grad_norm"], 1e-30) for h in grads], lw=0.8, label="global")
+    for key in [k for k in grads[-1] if k.startswith("grad_norm/")]:
+        gx.semilogy(steps, [max(h.get(key, 0.0), 1e-30) for h in grads], lw=0.6, alpha=0.7,
+                    label=key.split("/", 1)[1])
+    gx.set_ylabel("gradient norm before clipping")
+    gx.grid(alpha=0.3)
+    gx.legend(fontsize=7, ncol=3)
+    clipped = np.array([bool(h.get("clipped", False)) for h in grads], dtype=float)
+    k = max(1, min(50, len(clipped)))
+    share = np.convolve(clipped, np.ones(k) / k, mode="valid")
+    cx = gx.twinx()
+    cx.plot(steps[k - 1:], share, color="black", lw=0.8, ls="--")
+    cx.set_ylim(0, 1)
+    cx.set_ylabel(f"share clipped (last {k} steps, dashed)")
+
+
+def _draw(plt, path: Path, steps, loss, vsteps, vloss, grads) -> None:
+    """The loss plot: the losses, and below them the gradient's norm before clipping
+    (global and per layer) with the share of steps that clipping changed."""
+    fig, (ax, gx) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True,
+                                 gridspec_kw={"height_ratios": [3, 2]})
     if loss:
         k = max(1, len(loss) // 100)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
         ax.plot(steps[k - 1:], smooth, label="train (smoothed)")
     if vloss:
         ax.plot(vsteps, vloss, "o-", label="validation")
-    ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
-    ax.legend()
+    if loss or vloss:
+        ax.legend()
     ax.grid(alpha=0.3)
+    if grads:
+        _draw_gradients(gx, grads)
+    gx.set_xlabel("step")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -100,8 +100,12 @@ class Model:
         """The parameters as checkpoint arrays named ``param/<name>``."""
         return {f"param/{k}": v for k, v in self.params.items()}
 
-    def load_arrays(self, arrays: dict, source: str = "checkpoint") -> None:
-        """Copy ``param/<name>`` arrays into the parameters, checking names and shapes."""
+    def check_arrays(self, arrays: dict, source: str = "checkpoint") -> dict:
+        """The ``param/<name>`` arrays of a checkpoint checked against the parameters: every
+        name present and no other, the same shapes, floats finite in the model's dtype.
+        Returns {name: array of the model's dtype}; raises CheckpointError naming
+        ``source``. Nothing is copied."""
+        out = {}
         for k, p in self.params.items():
             key = f"param/{k}"
             if key not in arrays:
@@ -111,9 +115,29 @@ class Model:
                 raise checkpoint.CheckpointError(
                     f"{source}: parameter {k!r} has shape {shape_str(a.shape)}, expected "
                     f"{shape_str(p.shape)}")
+            if a.dtype.kind != "f":
+                raise checkpoint.CheckpointError(
+                    f"{source}: parameter {k!r} has dtype {a.dtype}, expected floats "
+                    f"({p.dtype})")
+            with np.errstate(over="ignore"):  # float64 beyond float32's range: inf, refused
+                a = a.astype(p.dtype, copy=False)
             if not np.isfinite(a).all():
-                raise checkpoint.CheckpointError(f"{source}: parameter {k!r} holds NaN or inf")
-            np.copyto(p, a)
+                raise checkpoint.CheckpointError(
+                    f"{source}: parameter {k!r} holds NaN or inf (in {p.dtype})")
+            out[k] = a
+        extra = sorted(k[len("param/"):] for k in arrays
+                       if k.startswith("param/") and k[len("param/"):] not in self.params)
+        if extra:
+            raise checkpoint.CheckpointError(
+                f"{source} holds parameters this model does not have: "
+                f"{', '.join(map(repr, extra[:5]))}")
+        return out
+
+    def load_arrays(self, arrays: dict, source: str = "checkpoint") -> None:
+        """Copy ``param/<name>`` arrays into the parameters, all of them or (if any fails
+        :meth:`check_arrays`) none."""
+        for k, a in self.check_arrays(arrays, source).items():
+            np.copyto(self.params[k], a)
 
     def save(self, path, meta: dict | None = None, arrays: dict | None = None):
         """Write the model (and optional extra metadata and arrays) atomically."""

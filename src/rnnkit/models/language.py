@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_rng, check_array, check_positive_int, shape_str
-from ..generate import beam_search, sample_sequence
+from ..generate import beam_search, check_decoding, sample_sequence
 from ..layers import Dense, Dropout, Embedding, check_ids
 from ..losses import softmax_cross_entropy
 from .base import Model, make_recurrent
@@ -209,21 +209,28 @@ class LanguageModel(Model):
                  on_token=None) -> list[int]:
         """Generate up to ``length`` ids after the prime ids (T,) (one-to-many).
 
-        Sampling with temperature/top-k/top-p, greedy, or beam search of width ``beam``.
-        Stops after a token in ``stop_ids`` (included). ``on_token`` streams the ids."""
+        Sampling with temperature/top-k/top-p, greedy (or temperature 0), or beam search of
+        width ``beam``; the settings are checked by :func:`rnnkit.generate.check_decoding`
+        before anything runs. Stops after a token in ``stop_ids`` (included). ``on_token``
+        streams the ids. Returns the generated ids (without the prime)."""
+        d = check_decoding(self.vocab_size, length, temperature, top_k, top_p, greedy, beam,
+                           stop_ids)
+        if on_token is not None and not callable(on_token):
+            raise TypeError(f"on_token must be callable or None, got {on_token!r}")
+        rng = as_rng(rng)
         was_training = self.rnn.training
         self.eval()
         try:
             step = self.step
             logits, state = self.prime(prime, cond=cond)
-            if beam:
-                out = beam_search(step, logits, state, beam, length, stop_ids)
+            if d.beam is not None:
+                out = beam_search(step, logits, state, d.beam, d.length, d.stop_ids)
                 if on_token is not None:
                     for t in out:
                         on_token(t)
                 return out
-            return sample_sequence(step, logits, state, length, as_rng(rng), temperature,
-                                   top_k, top_p, greedy, stop_ids, on_token)
+            return sample_sequence(step, logits, state, d.length, rng, d.temperature,
+                                   d.top_k, d.top_p, d.greedy, d.stop_ids, on_token)
         finally:
             if was_training:
                 self.train()
