@@ -196,3 +196,55 @@ class Browser:
         """A PNG of the page's viewport."""
         r = self.send("Page.captureScreenshot", {"format": "png"}, session=True)
         return base64.b64decode(r["data"])
+
+
+def png_pixels(data: bytes):
+    """Decode an 8-bit RGB or RGBA PNG (as Chromium writes its screenshots) into a numpy
+    array (height, width, channels) of uint8, with zlib and numpy only."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    pos, idat, head = 8, [], None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            head = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        pos += 12 + n
+    width, height, depth, colour, _, _, interlace = head
+    if depth != 8 or colour not in (2, 6) or interlace:
+        raise ValueError(f"unsupported PNG: depth {depth}, colour type {colour}")
+    bpp = 3 if colour == 2 else 4
+    raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8)
+    rows = raw.reshape(height, 1 + width * bpp)
+    out = np.zeros((height, width * bpp), np.uint8)
+    prev = np.zeros(width * bpp, np.int64)
+    for y in range(height):
+        kind, f = rows[y, 0], rows[y, 1:].astype(np.int64)
+        if kind == 0:
+            cur = f
+        elif kind == 1:  # sub: a running sum per channel
+            cur = np.cumsum(f.reshape(width, bpp), axis=0).reshape(-1) % 256
+        elif kind == 2:
+            cur = (f + prev) % 256
+        else:  # average (3) and Paeth (4) depend on the pixel just decoded
+            cur = f.copy()
+            for x in range(width * bpp):
+                a = cur[x - bpp] if x >= bpp else 0
+                b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
+                if kind == 3:
+                    cur[x] = (cur[x] + (a + b) // 2) % 256
+                else:
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                    cur[x] = (cur[x] + pred) % 256
+        out[y] = cur
+        prev = cur
+    return out.reshape(height, width, bpp)

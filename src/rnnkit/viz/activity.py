@@ -124,9 +124,7 @@ def report(model: LanguageModel, vocab: Vocab, text, top: int = 5, ranked: int =
         if was_training:
             model.train()
     rep.features = text_features(tokens, rep.entropy)
-    rep.correlations = {name: (None if f is None else
-                               {k: correlations(s, f) for k, s in rep.states.items()})
-                        for name, f in rep.features.items()}
+    rep.correlations = _correlate_all(rep.states, rep.features)
     rep.ranked = {name: rank(c, ranked) for name, c in rep.correlations.items()}
     return rep
 
@@ -244,18 +242,35 @@ def text_features(tokens, entropy=None) -> dict:
 
 
 def correlations(x, f) -> np.ndarray:
-    """Pearson's r of every column of x (N, H) with f (N,): (H,); 0 for a constant
-    column."""
+    """Pearson's r of every column of x (N, H) with f (N,): (H,); with several features f
+    (N, F): (F, H). 0 for a constant column or feature."""
     x = np.asarray(x, np.float64)
     xc = x - x.mean(axis=0)
-    fc = np.asarray(f, np.float64) - np.mean(f)
-    sx = np.sqrt((xc * xc).sum(axis=0))
-    sf = np.sqrt((fc * fc).sum())
-    num = fc @ xc
-    out = np.zeros(x.shape[1])
-    ok = (sx > 0) & (sf > 0)
-    out[ok] = num[ok] / (sx[ok] * sf)
+    f = np.asarray(f, np.float64)
+    fc = f - f.mean(axis=0)
+    sx = np.sqrt(np.einsum("nh,nh->h", xc, xc))  # (H,)
+    sf = np.sqrt(np.einsum("n...,n...->...", fc, fc))  # () or (F,)
+    num = fc.T @ xc  # (H,) or (F, H)
+    den = np.multiply.outer(sf, sx)
+    out = np.zeros(num.shape)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
     return np.clip(out, -1.0, 1.0)
+
+
+def _correlate_all(states: dict, features: dict) -> dict:
+    """``{name: {state: r (H,)}}`` (None for an absent feature), as :func:`correlations`
+    of every state with every feature, each state centred once."""
+    present = [name for name, f in features.items() if f is not None]
+    out = {name: (None if features[name] is None else {}) for name in features}
+    if not present:
+        return out
+    F = np.stack([np.asarray(features[n], np.float64) for n in present], axis=1)  # (N, F)
+    for k, x in states.items():
+        r = correlations(x, F)  # (F, H)
+        for i, name in enumerate(present):
+            out[name][k] = r[i]
+    return out
 
 
 def rank(corr: dict | None, n: int) -> list:
