@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import Browser, find_chromium, png_pixels
 
 from rnnkit import viz
 from rnnkit.cli import main
 from rnnkit.data import Vocab
 from rnnkit.models import LanguageModel
 from rnnkit.viz.page import dequantise
-
-from browser import Browser, find_chromium, png_pixels
 
 H, LAYERS = 6, 2
 WORDS = ["to", "be", "or", "not", "the", "king", "said", "my", "lord", "and"]
@@ -157,7 +156,7 @@ def test_page_data_round_trips_within_the_quantisation(setup):
     data = json.loads(viz.render_html(rep).split('id="rnnkit-data">')[1].split("</script>")[0])
     import base64
 
-    for s, key in zip(data["states"], rep.states):
+    for s, key in zip(data["states"], rep.states, strict=True):
         q = np.frombuffer(base64.b64decode(s["q"]["b64"]), np.uint8).reshape(H, s["stride"])
         lo, hi = np.array(s["lo"]), np.array(s["hi"])
         back = dequantise(q[:, : data["n"]], lo, hi)
@@ -257,7 +256,7 @@ def test_hover_shows_the_top5_of_the_softmax(page, setup):
         top = np.argsort(-ps[t], kind="stable")[:5]
         assert [tok for tok, _ in rows] == [shown.get(vocab.tokens[i], vocab.tokens[i])
                                             for i in top]
-        for (_, p), i in zip(rows, top):
+        for (_, p), i in zip(rows, top, strict=True):
             assert float(p.rstrip("%")) == pytest.approx(100 * ps[t][i], abs=0.006)
     page.hover(1, 1)
     assert page.errors == []

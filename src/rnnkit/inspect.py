@@ -160,7 +160,7 @@ def plot_flows(flows: dict, path, title: str = "") -> None:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(flows), squeeze=False)[0]
     what = {"last": "loss of the last step", "sum": "sum of the losses of all steps"}
-    for ax, (loss, flow) in zip(axes, flows.items()):
+    for ax, (loss, flow) in zip(axes, flows.items(), strict=True):
         for key in sorted(flow.norms):
             d, n = flow.by_distance(key)
             ok = n > 0  # a zero norm has no place on a log scale

@@ -159,7 +159,7 @@ def _run(model, vocab, tokens, ids, top, chunk, cond) -> Report:
                                              cond if a == 0 else None)
         rc = cache[1]
         for l, traces in enumerate(rc.dirs):
-            for d, tr in zip(dirs, traces):
+            for d, tr in zip(dirs, traces, strict=True):
                 _keep(states, counts, l, d, tr, rc.rev_idx, a, b)
         nxt = np.append(ids[a + 1:b + 1], 0)[: b - a]
         _predictions(zT, nxt, top, top_ids[a:b], top_p[a:b], p_all[a:b], entropy[a:b])
