@@ -133,7 +133,9 @@ def cmd_inspect(args) -> int:
     out = Path(args.output) if args.output else (
         Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_gradient_flow.png"))
     try:
-        plot_flows(flows, out, f"{Path(args.checkpoint).name}: {model.rnn!r}")
+        rnn = model.rnn
+        plot_flows(flows, out, f"{Path(args.checkpoint).name}: {rnn.kind.upper()}, "
+                   f"{rnn.num_layers} x {rnn.hidden_size} units, {where}")
     except ImportError:
         print(f"plot not drawn: {PLOT_MISSING}", file=sys.stderr)
         return 0

@@ -69,7 +69,9 @@ def write_png(rep: Report, path, selected: tuple | None = None, max_tokens: int 
     squash = state[2] == "c" or rep.model.get("nonlinearity") == "relu"
     rgb = colours(np.tanh(v) if squash else v)
     rows = _layout(rep.tokens[:max_tokens], width, " " if rep.vocab.level == "word" else "")
-    cols = max(c + len(x) for row in rows for _, c, x in row)
+    caption = _caption(rep, state, unit)
+    # wide enough for the caption too (a proportional font: ~0.6 columns per character)
+    cols = max(max(c + len(x) for row in rows for _, c, x in row), int(0.6 * len(caption)))
     cw, ch = 0.09, 0.21  # inches per column and row (10 pt monospace)
     fig = Figure(figsize=(cols * cw + 0.4, len(rows) * ch + 0.75), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -84,7 +86,7 @@ def write_png(rep: Report, path, selected: tuple | None = None, max_tokens: int 
             light = np.abs(np.tanh(v[t]) if squash else np.clip(v[t], -1, 1)) > 0.65
             ax.text(c + len(text) / 2, r + 0.55, text, ha="center", va="center",
                     family="monospace", fontsize=10, color="white" if light else "#1d1d1f")
-    fig.suptitle(_caption(rep, state, unit), x=0.2 / (cols * cw + 0.4), ha="left",
+    fig.suptitle(caption, x=0.2 / (cols * cw + 0.4), ha="left",
                  fontsize=10, y=1 - 0.08 / (len(rows) * ch + 0.75), va="top")
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
