@@ -103,10 +103,15 @@ def test_errors_are_one_line(run, capsys, args, words):
     assert err.count("\n") == 1 and err.startswith("rnnkit: error: ") and words in err
 
 
-def test_every_flag_has_help():
-    from rnnkit.cli import build_parser
 
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    for name in ("inspect", "viz"):
-        for action in sub.choices[name]._actions:
-            assert action.help, f"rnnkit {name} {action.option_strings or action.dest}"
+def test_a_model_with_a_conditioning_vector_is_refused(tmp_path, capsys):
+    vocab = Vocab.from_text("abcab")
+    model = LanguageModel(len(vocab), cell="gru", hidden_size=4, cond_size=2, rng=0)
+    model.save(tmp_path / "cond.npz", meta={"vocab": vocab.to_json(), "source": BUILTIN})
+    (tmp_path / "t.txt").write_text("abcabcabc\n" * 5, encoding="utf-8")
+    for cmd in (["inspect"], ["viz", "-o", str(tmp_path / "x.html")]):
+        with pytest.raises(SystemExit) as e:
+            main([cmd[0], str(tmp_path / "cond.npz"), str(tmp_path / "t.txt"), *cmd[1:]])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "conditioning vector" in err

@@ -88,6 +88,15 @@ def _positive(args, *names) -> None:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
+def _load_plain(path):
+    """``_load`` for a model these commands can run: one without a conditioning vector."""
+    model, meta, vocab, _ = _load(path)
+    if model.cond_size:
+        _fail(f"{str(path)!r} holds a model that needs a conditioning vector (cond_size "
+              f"{model.cond_size}); inspect and viz run models without one")
+    return model, meta, vocab
+
+
 def _default_text(args, meta) -> tuple[str, str]:
     """The text of ``inspect`` without TEXT_FILE: the run's, as its checkpoint records it."""
     from ..data import dinos_text
@@ -117,14 +126,17 @@ def cmd_inspect(args) -> int:
     from ..inspect import LOSSES, flow_table, gradient_flow, plot_flows
 
     _positive(args, "seq_len", "batch_size", "every")
-    model, meta, vocab, _ = _load(args.checkpoint)
+    model, meta, vocab = _load_plain(args.checkpoint)
     if args.text is None:
         text, where = _default_text(args, meta)
     else:
         text, where = read_text_file(args.text), str(args.text)
     batch = _batch(_encode(vocab, text, where), args.batch_size, args.seq_len, where)
-    with np.errstate(over="ignore", under="ignore"):
-        flows = {loss: gradient_flow(model, batch, loss) for loss in LOSSES}
+    try:
+        with np.errstate(over="ignore", under="ignore"):
+            flows = {loss: gradient_flow(model, batch, loss) for loss in LOSSES}
+    except ValueError as e:  # a loss that is not finite on this batch
+        _fail(f"{where}: {e}")
     print(f"gradient flow of {args.checkpoint} on {where}: {args.batch_size} sequences of "
           f"{args.seq_len} steps; mean |dL/dh_t| by distance to the end")
     print(flow_table(flows, args.every))
@@ -173,7 +185,7 @@ def cmd_viz(args) -> int:
     if out.is_dir():
         _fail(f"--output {args.output!r} is a folder; give the .html file to write")
     t0 = time.perf_counter()
-    model, meta, vocab, _ = _load(args.checkpoint)
+    model, meta, vocab = _load_plain(args.checkpoint)
     selected = _selected(args, model.rnn)
     tokens = vocab.split(read_text_file(args.text))
     if args.start >= len(tokens):
