@@ -115,3 +115,15 @@ def test_a_model_with_a_conditioning_vector_is_refused(tmp_path, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "conditioning vector" in err
+
+
+def test_without_matplotlib_the_table_is_printed_and_the_plot_skipped(run, capsys, monkeypatch):
+    import sys
+
+    d, _, _, _ = run
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    png = d / "none.png"
+    assert main(["inspect", str(d / "builtin.npz"), "--seq-len", "8", "-o", str(png)]) == 0
+    said = capsys.readouterr()
+    assert "distance" in said.out and "plot not drawn: matplotlib is not installed" in said.err
+    assert not png.exists()

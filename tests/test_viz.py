@@ -329,3 +329,15 @@ def test_report_refuses_bad_arguments(setup):
     with pytest.raises(ValueError, match="top must"):
         viz.report(model, vocab, "to", top=0)
     assert Path(viz.__file__).with_name("template.html").is_file()
+
+
+def test_viz_command_without_matplotlib_writes_the_page_and_says_so(run, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    out, png = run / "plain.html", run / "plain.png"
+    assert main(["viz", str(run / "model.npz"), str(run / "text.txt"), "-o", str(out),
+                 "--png", str(png)]) == 0
+    err = capsys.readouterr().err
+    assert err == "--png not drawn: matplotlib is not installed (pip install 'rnnkit[plot]')\n"
+    assert out.is_file() and not png.exists()
