@@ -90,6 +90,7 @@ def test_default_text_and_plot(run, capsys):
     (["file.npz", "--batch-size", "-1"], "--batch-size must be >= 1, got -1"),
     (["file.npz", "--seq-len", "5000"], "--seq-len 5000 needs at least 5001"),
     (["missing.npz"], "does not exist"),
+    (["file.npz", "-o", "/nonexistent/f.png"], "--output '/nonexistent/f.png': the folder"),
 ])
 def test_errors_are_one_line(run, capsys, args, words):
     d, _, _, _ = run

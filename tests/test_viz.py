@@ -299,6 +299,7 @@ def test_viz_command_writes_the_page_and_the_picture(run, capsys):
     (["--direction", "reverse", "--unit", "0"], "--direction reverse needs a bidirectional"),
     (["--length", "0"], "--length must be >= 1, got 0"),
     (["--start", "100000"], "--start 100000 is past the end"),
+    (["--png", "/nonexistent/u.png"], "--png '/nonexistent/u.png': the folder"),
 ])
 def test_viz_command_errors(run, capsys, flags, words):
     with pytest.raises(SystemExit) as e:

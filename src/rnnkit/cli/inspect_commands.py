@@ -97,6 +97,17 @@ def _load_plain(path):
     return model, meta, vocab
 
 
+def _check_output(path, flag: str) -> Path:
+    """The file a flag names, checked before any work: not a folder, in a folder that
+    exists."""
+    p = Path(path)
+    if p.is_dir():
+        _fail(f"{flag} {str(path)!r} is a folder; give the file to write")
+    if not p.parent.is_dir():
+        _fail(f"{flag} {str(path)!r}: the folder {str(p.parent)!r} does not exist")
+    return p
+
+
 def _default_text(args, meta) -> tuple[str, str]:
     """The text of ``inspect`` without TEXT_FILE: the run's, as its checkpoint records it."""
     from ..data import dinos_text
@@ -126,6 +137,9 @@ def cmd_inspect(args) -> int:
     from ..inspect import LOSSES, flow_table, gradient_flow, plot_flows
 
     _positive(args, "seq_len", "batch_size", "every")
+    out = Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_gradient_flow.png")
+    if args.output:
+        out = _check_output(args.output, "--output")
     model, meta, vocab = _load_plain(args.checkpoint)
     if args.text is None:
         text, where = _default_text(args, meta)
@@ -142,8 +156,6 @@ def cmd_inspect(args) -> int:
     print(flow_table(flows, args.every))
     if args.no_plot:
         return 0
-    out = Path(args.output) if args.output else (
-        Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_gradient_flow.png"))
     try:
         rnn = model.rnn
         plot_flows(flows, out, f"{Path(args.checkpoint).name}: {rnn.kind.upper()}, "
@@ -181,9 +193,9 @@ def cmd_viz(args) -> int:
     _positive(args, "length", "top", "png_length", "png_width")
     if args.start < 0:
         _fail(f"--start must be >= 0, got {args.start}")
-    out = Path(args.output)
-    if out.is_dir():
-        _fail(f"--output {args.output!r} is a folder; give the .html file to write")
+    out = _check_output(args.output, "--output")
+    if args.png:
+        _check_output(args.png, "--png")
     t0 = time.perf_counter()
     model, meta, vocab = _load_plain(args.checkpoint)
     selected = _selected(args, model.rnn)
