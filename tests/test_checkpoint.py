@@ -5,6 +5,7 @@ CheckpointError without ever unpickling."""
 import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -607,3 +608,16 @@ def test_save_names_the_file_when_a_write_fails(tmp_path, monkeypatch):
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     monkeypatch.undo()
     assert_old_intact(path)
+
+
+def test_saved_files_get_the_permissions_of_a_new_file(tmp_path):
+    # written through a private temporary file, then given 0666 less the umask, as open()
+    # would: a run's checkpoints are as readable as its other files
+    old = os.umask(0o027)
+    try:
+        path = checkpoint.save(tmp_path / "a.npz", {"w": np.zeros(2)}, {"x": 1})
+        other = tmp_path / "plain.txt"
+        other.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(other.stat().st_mode) == 0o640

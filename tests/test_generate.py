@@ -6,7 +6,13 @@ import itertools
 import numpy as np
 import pytest
 
-from rnnkit.generate import beam_search, next_token_probs, sample_sequence, sample_token
+from rnnkit.generate import (
+    beam_hypotheses,
+    beam_search,
+    next_token_probs,
+    sample_sequence,
+    sample_token,
+)
 from rnnkit.losses import log_softmax, softmax
 
 V = 6
@@ -180,6 +186,12 @@ def test_logits_without_a_distribution_are_refused(logits, message):
     ({"greedy": "yes"}, "greedy must be True or False, got 'yes'"),
     ({"greedy": True, "top_k": 0}, r"top_k must be an integer in \[1, 6\]"),
     ({"greedy": True, "temperature": -1}, "temperature must be 0"),
+    ({"length_penalty": 1.0}, "length_penalty applies to beam search only; give beam"),
+    ({"num_return": 2}, "num_return applies to beam search only"),
+    ({"beam": 2, "length_penalty": float("nan")}, "length_penalty must be a finite number"),
+    ({"beam": 2, "length_penalty": "1"}, "length_penalty must be a finite number"),
+    ({"beam": 2, "num_return": 3}, r"num_return must be an integer in \[1, 2\] \(the beam"),
+    ({"beam": 2, "num_return": 0}, r"num_return must be an integer in \[1, 2\]"),
 ])
 @pytest.mark.parametrize("length", [5, 0])
 def test_check_decoding_is_the_one_check_of_every_entry_point(kwargs, message, length):
@@ -193,7 +205,7 @@ def test_check_decoding_is_the_one_check_of_every_entry_point(kwargs, message, l
     lm = LanguageModel(V, "gru", 4, rng=0)
     with pytest.raises(error, match=message):
         lm.generate([1], **kwargs)
-    if "beam" not in kwargs and "greedy" not in kwargs:
+    if not {"beam", "greedy", "length_penalty", "num_return"} & set(kwargs):
         logits, state = RNNStep(0, V=V).start()
         rest = {k: v for k, v in kwargs.items() if k != "length"}
         with pytest.raises(error, match=message):
@@ -305,11 +317,11 @@ def greedy(step, length, stop_ids=()):
                            stop_ids=stop_ids)
 
 
-def best_by_brute_force(step, length, stop_ids=()):
-    """The most likely sequence of at most ``length`` tokens ending at the first stop id
-    (or at ``length``), found by enumerating every sequence."""
-    best = None
-    seen = set()
+def all_by_brute_force(step, length, stop_ids=(), length_penalty=0.0):
+    """Every sequence of at most ``length`` tokens ending at the first stop id (or at
+    ``length``), found by enumeration, as (score / len ** length_penalty, seq), best
+    first (ties in enumeration order)."""
+    seen, ranked = set(), []
     for seq in itertools.product(range(step.V), repeat=length):
         seq = list(seq)
         for i, tok in enumerate(seq):
@@ -319,10 +331,9 @@ def best_by_brute_force(step, length, stop_ids=()):
         if tuple(seq) in seen:
             continue
         seen.add(tuple(seq))
-        lp = log_prob(step, seq)
-        if best is None or lp > best[0]:
-            best = (lp, seq)
-    return best
+        ranked.append((log_prob(step, seq) / len(seq) ** length_penalty, seq))
+    ranked.sort(key=lambda r: -r[0])
+    return ranked
 
 
 # ---------------------------------------------------------------------- greedy and beams
@@ -355,16 +366,24 @@ def test_wider_beam_is_at_least_as_likely_as_greedy(kind):
 
 @pytest.mark.parametrize("kind", list(STEPS))
 @pytest.mark.parametrize("stop_ids", [(), (1,)], ids=["no-stop", "stop"])
-def test_exhaustive_beam_finds_the_most_likely_sequence(kind, stop_ids):
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
+def test_exhaustive_beam_finds_the_best_sequences(kind, stop_ids, alpha):
+    # a beam as wide as the whole tree is exact: its num best hypotheses are the num best
+    # sequences by the normalised score, however the search stops early
     L = 4
     for seed in range(3):
         step = STEPS[kind](seed)
         logits, state = step.start()
-        best_lp, best_seq = best_by_brute_force(step, L, stop_ids)
-        seq = beam_search(step, logits, state, width=step.V ** L, length=L, stop_ids=stop_ids)
-        assert log_prob(step, seq) == pytest.approx(best_lp, abs=1e-12)
-        assert seq == best_seq
-        assert log_prob(step, seq) >= log_prob(step, greedy(step, L, stop_ids)) - 1e-12
+        ranked = all_by_brute_force(step, L, stop_ids, alpha)
+        hyps = beam_hypotheses(step, logits, state, step.V ** L, L, stop_ids, alpha, num=4)
+        assert [round(sc, 10) for _, sc in hyps] == [round(sc, 10) for sc, _ in ranked[:4]]
+        assert len({tuple(q) for q, _ in hyps}) == 4  # distinct
+        seq = beam_search(step, logits, state, width=step.V ** L, length=L, stop_ids=stop_ids,
+                          length_penalty=alpha)
+        assert seq == hyps[0][0]
+        if alpha == 0:
+            assert log_prob(step, seq) == pytest.approx(ranked[0][0], abs=1e-12)
+            assert log_prob(step, seq) >= log_prob(step, greedy(step, L, stop_ids)) - 1e-12
 
 
 def test_beam_search_stops_at_a_stop_id():

@@ -411,11 +411,25 @@ def test_seq2seq_decode_greedy_equals_beam_1(s2s):
     # a padded array batch decodes like the list
     padded = np.array([[3, 4, 5, 3], [5, 3, 0, 0], [4, 0, 0, 0]])
     assert s2s.decode(padded, max_len=max_len) == beam1
-    # a wider beam never finds a less likely sequence
-    beam3 = s2s.decode(srcs, max_len=max_len, beam=3)
+    # a wider beam ranked by the plain sum never finds a less likely sequence
+    beam3 = s2s.decode(srcs, max_len=max_len, beam=3, length_penalty=0)
     for src, g, b in zip(srcs, beam1, beam3, strict=True):
         assert _seq_logprob(s2s, src, b, max_len) >= _seq_logprob(s2s, src, g, max_len) - 1e-12
     assert s2s.modules["decoder"].training
+
+
+def test_seq2seq_decode_returns_the_best_beams(s2s):
+    srcs = [[3, 4, 5, 3], [5, 3]]
+    for alpha in (None, 0.0, 0.7):
+        best = s2s.decode(srcs, max_len=8, beam=4, length_penalty=alpha)
+        many = s2s.decode(srcs, max_len=8, beam=4, length_penalty=alpha, num_return=3)
+        for one, three in zip(best, many, strict=True):
+            assert len(three) == 3 and three[0] == one
+            assert len({tuple(q) for q in three}) == 3
+    with pytest.raises(ValueError, match=r"max_len must be an integer >= 0, got -1"):
+        s2s.decode(srcs, max_len=-1)
+    with pytest.raises(ValueError, match=r"num_return must be an integer in \[1, 2\]"):
+        s2s.decode(srcs, beam=2, num_return=5)
 
 
 # --------------------------------------------------------------------------- save / load

@@ -89,6 +89,7 @@ def _write_atomically(path: Path, payload: dict) -> None:
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
+        as_new_file(tmp)
         os.replace(tmp, path)
         # temporary files of earlier writes that were killed midway are garbage now
         for stale in path.parent.glob(path.name + ".*.tmp"):
@@ -100,6 +101,14 @@ def _write_atomically(path: Path, payload: dict) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def as_new_file(path) -> None:
+    """Give a temporary file (mkstemp makes it private) the permissions a new file gets:
+    0666 less the umask, which can only be read by setting it (restored at once)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -11,8 +11,9 @@ The settings of every entry point (``LanguageModel.generate``, :func:`sample_seq
 :func:`check_decoding`: ``length`` an integer >= 0; ``temperature`` 0 (greedy) or a finite
 number >= :data:`MIN_TEMPERATURE`; ``top_k`` an integer in [1, V]; ``top_p`` in (0, 1];
 ``beam`` an integer >= 1 (beam search ranks by the model's own probabilities, so it takes
-none of the sampling settings); ``stop_ids`` integer ids in [0, V). The distributions drawn
-from are always finite and sum to 1.
+none of the sampling settings; its ``length_penalty`` is a finite number and its
+``num_return`` at most the width); ``stop_ids`` integer ids in [0, V). The distributions
+drawn from are always finite and sum to 1.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from .losses import log_softmax, softmax
 #: the smallest positive temperature (0 means greedy): below it a distribution is one-hot
 #: in all but name, and the logits divided by it overflow
 MIN_TEMPERATURE = 1e-6
+#: beam search's default length normalisation: hypotheses ranked by their mean
+#: log-probability per token (0 would rank by the sum, which favours empty outputs)
+LENGTH_PENALTY = 1.0
 
 
 def _is_int(v) -> bool:
@@ -41,7 +45,8 @@ def _is_real(v) -> bool:
 @dataclass(frozen=True)
 class Decoding:
     """Checked generation settings (see :func:`check_decoding`). ``greedy`` is also True
-    for temperature 0; ``beam`` is None for sampling; ``stop_ids`` a frozenset."""
+    for temperature 0; ``beam`` is None for sampling; ``stop_ids`` a frozenset;
+    ``length_penalty`` and ``num_return`` (None: one sequence) apply to beam search."""
 
     length: int
     temperature: float = 1.0
@@ -50,6 +55,8 @@ class Decoding:
     greedy: bool = False
     beam: int | None = None
     stop_ids: frozenset = frozenset()
+    length_penalty: float = LENGTH_PENALTY
+    num_return: int | None = None
 
 
 def _sampling(V: int, temperature, top_k, top_p, n: Callable) -> tuple:
@@ -68,7 +75,8 @@ def _sampling(V: int, temperature, top_k, top_p, n: Callable) -> tuple:
 
 
 def check_decoding(vocab_size: int, length, temperature=1.0, top_k=None, top_p=None,
-                   greedy=False, beam=None, stop_ids=(), names: dict | None = None) -> Decoding:
+                   greedy=False, beam=None, stop_ids=(), names: dict | None = None,
+                   length_penalty=None, num_return=None) -> Decoding:
     """Check the settings of a generation over V = ``vocab_size`` tokens; return them as
     a :class:`Decoding`. Raises TypeError/ValueError naming the argument (as ``names``
     maps it: the CLI passes its flags), what it got and what is allowed."""
@@ -88,6 +96,21 @@ def check_decoding(vocab_size: int, length, temperature=1.0, top_k=None, top_p=N
         if given:
             raise ValueError(f"{n('beam')} (beam search, which ranks by the model's own "
                              f"probabilities) takes no {', '.join(given)}")
+        if length_penalty is not None and (not _is_real(length_penalty)
+                                           or not np.isfinite(length_penalty)):
+            raise ValueError(f"{n('length_penalty')} must be a finite number, got "
+                             f"{length_penalty!r}")
+        if num_return is not None and (not _is_int(num_return)
+                                       or not 1 <= num_return <= beam):
+            raise ValueError(f"{n('num_return')} must be an integer in [1, {beam}] (the "
+                             f"beam's width: the search keeps {beam} hypotheses), got "
+                             f"{num_return!r}")
+    else:
+        extra = [n(k) for k, v in (("length_penalty", length_penalty),
+                                   ("num_return", num_return)) if v is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} applies to beam search only; give "
+                             f"{n('beam')} too")
     if isinstance(stop_ids, (str, bytes)) or not hasattr(stop_ids, "__iter__"):
         raise TypeError(f"{n('stop_ids')} must be a collection of token ids, got "
                         f"{stop_ids!r}")
@@ -98,7 +121,9 @@ def check_decoding(vocab_size: int, length, temperature=1.0, top_k=None, top_p=N
                          f"{bad[0]!r}")
     return Decoding(int(length), temperature, top_k, top_p,
                     bool(greedy) or temperature == 0, None if beam is None else int(beam),
-                    frozenset(int(s) for s in stops))
+                    frozenset(int(s) for s in stops),
+                    LENGTH_PENALTY if length_penalty is None else float(length_penalty),
+                    None if num_return is None else int(num_return))
 
 
 def _checked_logits(logits) -> np.ndarray:
@@ -211,58 +236,79 @@ def sample_sequence(step: Callable, logits: np.ndarray, state, length: int,
 
 
 def beam_search(step: Callable, logits: np.ndarray, state, width: int, length: int,
-                stop_ids=(), length_penalty: float = 0.0) -> list[int]:
-    """Beam search over one sequence.
+                stop_ids=(), length_penalty: float = LENGTH_PENALTY) -> list[int]:
+    """Beam search over one sequence: the best hypothesis of :func:`beam_hypotheses`
+    (the token list, stop token included if reached). Width 1 equals greedy."""
+    return beam_hypotheses(step, logits, state, width, length, stop_ids, length_penalty)[0][0]
+
+
+def beam_hypotheses(step: Callable, logits: np.ndarray, state, width: int, length: int,
+                    stop_ids=(), length_penalty: float = LENGTH_PENALTY,
+                    num: int = 1) -> list[tuple[list[int], float]]:
+    """The ``num`` best distinct hypotheses of a beam search of ``width``, best first.
 
     logits (V,) and state (batch 1) come after the prime; each hypothesis is extended by
-    ``step``. Finished hypotheses (ending in a stop id) leave the beam. Scores are summed
-    log-probabilities divided by ``len ** length_penalty``. Width 1 equals greedy.
-    Returns the best token list (stop token included if reached).
+    ``step`` (its K live hypotheses as a batch of K). A hypothesis ends at a stop id or
+    at ``length`` tokens. It is ranked by its sum of log-probabilities S divided by
+    ``len ** length_penalty`` (len counts its tokens, the stop token included):
+    ``length_penalty`` 0 ranks by S alone, which favours short outputs (down to the stop
+    token alone: an empty text); the default 1 ranks by the mean log-probability per
+    token (as fairseq's ``lenpen`` and Hugging Face's ``length_penalty`` do by default).
+    The search stops once no live hypothesis can still overtake the ``num``-th best
+    finished one (S only falls as a hypothesis grows), so the result is the exact best of
+    the hypotheses the beam kept. Returns [(tokens, normalised score), ...]: ``num`` of
+    them, or fewer where fewer tokens are possible.
     """
     z = _checked_logits(logits)
     if width is None:
         raise ValueError("width must be an integer >= 1, got None")
     d = check_decoding(z.shape[0], length, beam=width, stop_ids=stop_ids,
-                       names={"beam": "width"})
-    if not _is_real(length_penalty) or not np.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
-    width, stop = d.beam, d.stop_ids
-    beams: list[tuple[float, list[int]]] = [(0.0, [])]
+                       length_penalty=length_penalty, num_return=num,
+                       names={"beam": "width", "num_return": "num"})
+    width, stop, alpha = d.beam, d.stop_ids, d.length_penalty
+
+    def norm(score: float, n: int) -> float:
+        return score / n ** alpha if alpha and n else score
+
+    def best_reachable(score: float, n: int) -> float:
+        # S <= score from here on; the normalised value is monotone in the final length
+        return max(norm(score, n + 1), norm(score, d.length))
+
+    live: list[tuple[float, list[int]]] = [(0.0, [])]
+    finished: list[tuple[float, list[int]]] = []  # (normalised score, tokens)
     with np.errstate(over="ignore"):
         lp = log_softmax(z)[None]  # (K, V)
-    finished: list[tuple[float, list[int]]] = []
-
-    def norm(score, seq):
-        return score / (max(len(seq), 1) ** length_penalty) if length_penalty else score
-
     for t in range(d.length):
         V = lp.shape[1]
-        cand = (np.array([b[0] for b in beams])[:, None] + lp).ravel()
+        cand = (np.array([b[0] for b in live])[:, None] + lp).ravel()
         # stable ordering: best score first, ties broken by lower index (as argmax does)
         order = np.argsort(-cand, kind="stable")[: width]
-        new_beams, parents, toks = [], [], []
+        new_live, parents, toks = [], [], []
         for j in order:
+            if cand[j] == -np.inf:
+                break  # impossible continuations
             k, tok = divmod(int(j), V)
-            seq = beams[k][1] + [tok]
+            seq = live[k][1] + [tok]
             if tok in stop or t == d.length - 1:
-                finished.append((float(cand[j]), seq))
+                finished.append((norm(float(cand[j]), len(seq)), seq))
             else:
-                new_beams.append((float(cand[j]), seq))
+                new_live.append((float(cand[j]), seq))
                 parents.append(k)
                 toks.append(tok)
-        if not new_beams:
+        if not new_live:
             break
-        if finished and max(norm(*f) for f in finished) >= max(norm(*b) for b in new_beams) \
-                and length_penalty == 0:
-            # scores only fall as sequences grow: nothing alive can overtake
-            break
-        beams = new_beams
-        st = _select(state, np.array(parents))
-        lg, state = step(np.array(toks), st)
+        finished.sort(key=lambda f: -f[0])
+        if len(finished) >= d.num_return and finished[d.num_return - 1][0] >= max(
+                best_reachable(s, len(q)) for s, q in new_live):
+            break  # nothing alive can overtake the num best finished hypotheses
+        live = new_live
+        lg, state = step(np.array(toks), _select(state, np.array(parents)))
         lg = np.asarray(lg, dtype=np.float64)
         if np.isnan(lg).any():
             raise ValueError("the step function returned NaN logits")
         with np.errstate(over="ignore"):
             lp = log_softmax(lg, axis=1)
-    pool = finished or beams
-    return max(pool, key=lambda b: norm(*b))[1]
+    if not finished:  # length 0
+        return [([], 0.0)]
+    finished.sort(key=lambda f: -f[0])  # stable: among equals, the one found first
+    return [(q, sc) for sc, q in finished[: d.num_return]]

@@ -96,10 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int, help="sample only among the k most likely tokens")
     s.add_argument("--top-p", type=float, help="nucleus sampling: smallest set of mass p")
     s.add_argument("--greedy", action="store_true", help="always take the most likely token")
-    s.add_argument("--beam", type=int, help="beam search of this width (deterministic)")
+    s.add_argument("--beam", type=int, help="beam search of this width (deterministic); "
+                   "with --num N (<= the width), the N best distinct beams")
+    s.add_argument("--length-penalty", type=float,
+                   help="beam search: rank by the sum of log-probabilities / length**A "
+                   "(default: 1, the mean per token; 0: the sum, which favours short and "
+                   "empty outputs)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     s.add_argument("--stop", help="stop after this token (default: the run's, e.g. newline)")
-    s.add_argument("--num", type=int, default=1, help="number of samples (default: 1)")
+    s.add_argument("--num", type=int, default=1,
+                   help="number of samples, or with --beam of best beams (default: 1)")
     s.add_argument("--hide-prime", action="store_true",
                    help="print only the generated text, not the --prime it continues")
     s.set_defaults(func=cmd_sample)

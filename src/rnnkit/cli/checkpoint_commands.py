@@ -15,7 +15,8 @@ from .run_meta import check_sample_defaults, check_summary, check_vocab
 
 # the flags of `rnnkit sample` by the names of rnnkit.generate.check_decoding's arguments
 FLAGS = {"length": "--length", "temperature": "--temperature", "top_k": "--top-k",
-         "top_p": "--top-p", "greedy": "--greedy", "beam": "--beam", "stop_ids": "--stop"}
+         "top_p": "--top-p", "greedy": "--greedy", "beam": "--beam", "stop_ids": "--stop",
+         "length_penalty": "--length-penalty", "num_return": "--num"}
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
@@ -82,20 +83,29 @@ def cmd_sample(args) -> int:
     stop_ids = _encode(vocab, stop, "--stop") if stop else []
     if stop and len(stop_ids) != 1:
         _fail(f"--stop must be a single {vocab.level}, got {stop!r}")
+    beams = args.beam is not None
     try:
         d = check_decoding(len(vocab), args.length or defaults["length"], args.temperature,
-                           args.top_k, args.top_p, args.greedy, args.beam, stop_ids, FLAGS)
+                           args.top_k, args.top_p, args.greedy, args.beam, stop_ids, FLAGS,
+                           args.length_penalty, args.num if beams else None)
     except (TypeError, ValueError) as e:
         _fail(str(e))
     rng = np.random.default_rng(args.seed)
+    outputs = model.generate(prime_ids, d.length, beam=d.beam, stop_ids=d.stop_ids,
+                             length_penalty=d.length_penalty,
+                             num_return=d.num_return) if beams else None
     for i in range(args.num):
         shown_prime = prime_flag is not None and not args.hide_prime
         out = Stream(vocab, cap, after="" if shown_prime else (prime_flag or ""))
         if shown_prime:
             out.text(prime_flag)  # the sample begins with the prime, as it was typed
-        model.generate(prime_ids, d.length, rng=rng, temperature=d.temperature, top_k=d.top_k,
-                       top_p=d.top_p, greedy=d.greedy, beam=d.beam, stop_ids=d.stop_ids,
-                       on_token=out.token)
+        if beams:
+            for t in outputs[i]:
+                out.token(t)
+        else:
+            model.generate(prime_ids, d.length, rng=rng, temperature=d.temperature,
+                           top_k=d.top_k, top_p=d.top_p, greedy=d.greedy,
+                           stop_ids=d.stop_ids, on_token=out.token)
         out.end()
         if args.num > 1 and i < args.num - 1 and stop is None:
             sys.stdout.write("\n")
@@ -139,6 +149,11 @@ def cmd_info(args) -> int:
     shown = "".join(vocab.tokens) if vocab.level == "char" else " ".join(vocab.tokens[:30])
     print(f"vocabulary  {len(vocab)} {vocab.level}s: {shown[:120]!r}")
     print(f"trained on  {meta.get('source', '?')}")
+    origin = meta.get("init_from")
+    if isinstance(origin, dict) and isinstance(origin.get("kept"), int):
+        new = origin.get("new") if isinstance(origin.get("new"), list) else []
+        print(f"fine-tuned  from {origin.get('checkpoint', '?')!s} ({origin['kept']} symbols "
+              f"kept their rows, {len(new)}{'+' if len(new) >= 100 else ''} new)")
     for k in ("cell", "layers", "hidden", "embedding", "init", "dropout", "seq_len", "batch_size",
               "optimizer", "lr", "schedule", "clip", "clip_value", "seed"):
         if k in cli:

@@ -36,6 +36,10 @@ class TrainCommand:
     init: str = _opt("default", "initialisation of the recurrent weights: default, "
                      "glorot_orthogonal, identity[:SCALE], uniform[:RANGE] or chrono:T_MAX "
                      "(see rnnkit.initializers)")
+    init_from: str | None = _opt(None, "fine-tune: start from the weights of this checkpoint "
+                                 "(its model's shape; the symbols both texts share keep "
+                                 "their rows, new ones start fresh) with a fresh optimizer "
+                                 "and step counter")
     seq_len: int = _opt(50, "steps of truncated backpropagation through time")
     batch_size: int = _opt(32, "sequences per batch (contiguous streams of the text)")
     optimizer: str = _opt("adam", "optimizer", choices=("sgd", "momentum", "adagrad", "rmsprop",
@@ -168,7 +172,7 @@ def _check_resume(cfg: TrainCommand, path: Path, vocab) -> None:
 
 
 # per-invocation settings, never taken over from the run being resumed
-NOT_INHERITED = ("resume", "quiet", "time", "out")
+NOT_INHERITED = ("resume", "quiet", "time", "out", "init_from")
 
 
 def _train_settings(args) -> tuple[TrainCommand, Path | None]:
@@ -179,11 +183,18 @@ def _train_settings(args) -> tuple[TrainCommand, Path | None]:
     out = given.get("out") or str(Path("runs") / (Path(text).stem if text else "dinos"))
     base = asdict(TrainCommand())
     source = None
+    if given.get("resume") and given.get("init_from") is not None:
+        _fail("--init-from starts a new run from a checkpoint's weights and --resume "
+              "continues a run; give one of them")
     if given.get("resume"):
         source = _resume_source(Path(out))
         saved = _saved_run(source)["cli"]
         base.update({k: v for k, v in saved.items() if k in base and k not in NOT_INHERITED})
     cfg = TrainCommand(**{**base, **given, "out": out})
+    if cfg.init_from is not None:
+        from .finetune import with_init_from
+
+        cfg = with_init_from(cfg, given)
     _validate(cfg)
     if cfg.steps is None and cfg.epochs is None and cfg.time is None:
         cfg = replace(cfg, steps=1000)

@@ -96,11 +96,22 @@ def cmd_train(args) -> int:
             trainer.resume(resume_from)
         except CheckpointError as e:
             _fail(f"--resume: {e}")
+        origin = _saved_origin(resume_from)
+        if origin:  # a fine-tuned run stays one
+            trainer.meta["init_from"] = origin
     trainer.log(f"training a {cfg.layers}-layer {cfg.cell.upper()} "
                 f"({trainer.model.num_parameters():,} parameters) on {source}: {len(ids):,} "
                 f"{'words' if cfg.word else 'characters'}, vocabulary {len(vocab)}; output "
                 f"in {out}")
     return _run(trainer, cfg, vocab, text, source, defaults)
+
+
+def _saved_origin(path: Path):
+    """The ``init_from`` record of a fine-tuned run's checkpoint, or None."""
+    from ..checkpoint import read_meta
+
+    origin = read_meta(path)[0].get("init_from")
+    return origin if isinstance(origin, dict) else None
 
 
 def _run(trainer, cfg: TrainCommand, vocab, text: str, source: str, defaults: dict) -> int:
@@ -139,14 +150,19 @@ def _trainer(cfg: TrainCommand, vocab, source: str, train_data, val_data):
     from ..optim import make_optimizer
     from ..train import TrainConfig, Trainer
 
-    model = LanguageModel(len(vocab), cfg.cell, cfg.hidden, cfg.layers,
-                          embedding_dim=cfg.embedding or None, dropout=cfg.dropout, rng=cfg.seed,
-                          init=initializers.parse(cfg.init))
-    opt = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
+    log = (lambda m: None) if cfg.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     defaults = _sample_defaults(vocab, source)
     meta = {"vocab": vocab.to_json(), "cli": asdict(cfg), "source": source,
             "sample_defaults": defaults}
-    log = (lambda m: None) if cfg.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if cfg.init_from is None:
+        model = LanguageModel(len(vocab), cfg.cell, cfg.hidden, cfg.layers,
+                              embedding_dim=cfg.embedding or None, dropout=cfg.dropout,
+                              rng=cfg.seed, init=initializers.parse(cfg.init))
+    else:
+        from .finetune import start_from
+
+        model, meta["init_from"] = start_from(cfg, vocab, log)
+    opt = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
 
     def show_samples(trainer, rec):
         if cfg.quiet or not cfg.sample_every or rec["step"] % cfg.sample_every:

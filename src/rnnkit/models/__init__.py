@@ -23,6 +23,7 @@ from .language import LanguageModel
 from .registry import MODELS, build_model, load_model
 from .seq2seq import Seq2Seq
 from .tagger import SequenceTagger
+from .transfer import transfer
 
 __all__ = [
     "CELLS",
@@ -36,4 +37,5 @@ __all__ = [
     "build_model",
     "load_model",
     "make_recurrent",
+    "transfer",
 ]

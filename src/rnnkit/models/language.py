@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_rng, check_array, check_positive_int, shape_str
-from ..generate import beam_search, check_decoding, sample_sequence
+from ..generate import beam_hypotheses, check_decoding, sample_sequence
 from ..layers import Dense, Dropout, Embedding, check_ids
 from ..losses import softmax_cross_entropy
 from .base import Model, make_recurrent
@@ -206,31 +206,39 @@ class LanguageModel(Model):
 
     def generate(self, prime, length: int, rng=None, temperature=1.0, top_k=None, top_p=None,
                  greedy=False, beam: int | None = None, stop_ids=(), cond=None,
-                 on_token=None) -> list[int]:
+                 on_token=None, length_penalty=None, num_return=None):
         """Generate up to ``length`` ids after the prime ids (T,) (one-to-many).
 
         Sampling with temperature/top-k/top-p, greedy (or temperature 0), or beam search of
-        width ``beam``; the settings are checked by :func:`rnnkit.generate.check_decoding`
-        before anything runs. Stops after a token in ``stop_ids`` (included). ``on_token``
-        streams the ids. Returns the generated ids (without the prime)."""
+        width ``beam`` ranked by the mean log-probability per token (``length_penalty``
+        alpha: the sum divided by ``len ** alpha``; default 1, see
+        :func:`rnnkit.generate.beam_hypotheses`). The settings are checked by
+        :func:`rnnkit.generate.check_decoding` before anything runs. Stops after a token in
+        ``stop_ids`` (included). ``on_token`` streams the ids. Returns the generated ids
+        (without the prime); with ``num_return`` N (beam search only, N <= beam), the N
+        best distinct beams, best first, as a list of id lists."""
         d = check_decoding(self.vocab_size, length, temperature, top_k, top_p, greedy, beam,
-                           stop_ids)
+                           stop_ids, length_penalty=length_penalty, num_return=num_return)
         if on_token is not None and not callable(on_token):
             raise TypeError(f"on_token must be callable or None, got {on_token!r}")
+        if on_token is not None and d.num_return is not None:
+            raise ValueError("on_token streams one sequence; with num_return, read the "
+                             "returned lists instead")
         rng = as_rng(rng)
         was_training = self.rnn.training
         self.eval()
         try:
-            step = self.step
             logits, state = self.prime(prime, cond=cond)
-            if d.beam is not None:
-                out = beam_search(step, logits, state, d.beam, d.length, d.stop_ids)
-                if on_token is not None:
-                    for t in out:
-                        on_token(t)
-                return out
-            return sample_sequence(step, logits, state, d.length, rng, d.temperature,
-                                   d.top_k, d.top_p, d.greedy, d.stop_ids, on_token)
+            if d.beam is None:
+                return sample_sequence(self.step, logits, state, d.length, rng, d.temperature,
+                                       d.top_k, d.top_p, d.greedy, d.stop_ids, on_token)
+            hyps = beam_hypotheses(self.step, logits, state, d.beam, d.length, d.stop_ids,
+                                   d.length_penalty, d.num_return or 1)
+            if d.num_return is not None:
+                return [seq for seq, _ in hyps]
+            for t in hyps[0][0] if on_token is not None else ():
+                on_token(t)
+            return hyps[0][0]
         finally:
             if was_training:
                 self.train()

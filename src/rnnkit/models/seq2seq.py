@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_positive_int
-from ..generate import beam_search
+from ..generate import beam_hypotheses, check_decoding
 from ..layers import Dense, Embedding, check_ids
 from ..losses import softmax_cross_entropy
 from .base import Model, make_recurrent
@@ -126,9 +126,17 @@ class Seq2Seq(Model):
         h, state = self.modules["decoder"].step(x, state)
         return self.modules["head"].forward(h)[0], state
 
-    def decode(self, src, max_len: int = 50, beam: int = 1) -> list[list[int]]:
+    def decode(self, src, max_len: int = 50, beam: int = 1, length_penalty=None,
+               num_return=None) -> list:
         """Translate each source sequence (B, S) (or a list of id lists): greedy (beam 1)
-        or beam search. Returns one id list per sequence, without bos/eos."""
+        or beam search, ranked by the mean log-probability per token (``length_penalty``
+        alpha divides the sum by ``len ** alpha``; default 1, see
+        :func:`rnnkit.generate.beam_hypotheses`). Returns one id list per sequence,
+        without bos/eos; with ``num_return`` N (<= beam), N lists per sequence, best
+        first."""
+        d = check_decoding(self.tgt_vocab_size, max_len, beam=beam,
+                           length_penalty=length_penalty, num_return=num_return,
+                           names={"length": "max_len"})
         if not isinstance(src, np.ndarray):
             from ..data import pad_sequences
 
@@ -142,10 +150,10 @@ class Seq2Seq(Model):
                 st = tuple(s[:, b : b + 1] for s in state) if isinstance(state, tuple) \
                     else state[:, b : b + 1]
                 logits, st = self._step(np.array([self.bos_id]), st)
-                seq = beam_search(self._step, logits[0], st, beam, max_len, [self.eos_id])
-                if seq and seq[-1] == self.eos_id:
-                    seq = seq[:-1]
-                outs.append(seq)
+                hyps = beam_hypotheses(self._step, logits[0], st, d.beam, d.length,
+                                       [self.eos_id], d.length_penalty, d.num_return or 1)
+                seqs = [q[:-1] if q and q[-1] == self.eos_id else q for q, _ in hyps]
+                outs.append(seqs if d.num_return is not None else seqs[0])
             return outs
         finally:
             if was:

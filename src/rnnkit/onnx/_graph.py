@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import as_new_file
+
 
 def onnx_package():
     """The ``onnx`` package, or ImportError saying how to install it."""
@@ -138,11 +140,7 @@ def save_model(model, path: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
-        # the permissions of a new file (mkstemp makes it private): 0666 less the umask,
-        # which can only be read by setting it (restored at once)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        as_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
