@@ -713,7 +713,7 @@ def _subparsers(parser: argparse.ArgumentParser):
 def test_every_flag_has_help():
     parser = build_parser()
     action, subs = _subparsers(parser)
-    assert set(subs) == {"train", "sample", "eval", "info", "export"}
+    assert set(subs) == {"train", "sample", "eval", "info", "export", "inspect", "viz"}
     assert all(c.help and c.help.strip() for c in action._choices_actions)
     for name, p in [("rnnkit", parser), *subs.items()]:
         for a in p._actions:
@@ -724,7 +724,7 @@ def test_every_flag_has_help():
 
 def test_help_lists_every_flag(tmp_path, env):
     _, subs = _subparsers(build_parser())
-    names = ["train", "sample", "eval", "info", "export"]
+    names = ["train", "sample", "eval", "info", "export", "inspect", "viz"]
     results = run_many([["--help"]] + [[n, "--help"] for n in names], env, tmp_path)
     top = ok(results[0]).stdout
     assert all(n in top for n in names) and "--version" in top

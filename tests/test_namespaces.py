@@ -16,10 +16,11 @@ def test_import_rnnkit_gives_the_namespaces():
     assert rnnkit.optim.Adam and rnnkit.data.Vocab and rnnkit.layers.Dense
     assert rnnkit.course.rnn_forward
     assert rnnkit.attention.Attention and rnnkit.attention.plot_attention
+    assert rnnkit.inspect.gradient_flow and rnnkit.viz.report and rnnkit.viz.write_html
 
 
 def test_import_rnnkit_imports_no_optional_package():
-    code = ("import sys, rnnkit; rnnkit.models, rnnkit.onnx, rnnkit.interop; "
+    code = ("import sys, rnnkit; rnnkit.models, rnnkit.onnx, rnnkit.interop, rnnkit.viz; "
             "print(' '.join(m for m in ('onnx', 'onnxruntime', 'torch', 'tqdm', "
             "'matplotlib', 'threadpoolctl') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -118,3 +118,59 @@ def _language_model_backward(model: LanguageModel, batch: dict, loss: str) -> No
     total, dzT = softmax_cross_entropy(logits, y, counted, "sum", check_finite=False, axis=0)
     if np.isfinite(total):
         model._backward_tm(dzT / B, cache)
+
+
+def flow_table(flows: dict, every: int = 1) -> str:
+    """Several :class:`GradientFlow` of one model side by side, as text: one row per
+    distance (every ``every``-th, and the last), for each layer and direction one column per
+    loss, the norm of dL/dh at that distance.
+
+    flows: ``{loss: GradientFlow}``, e.g. ``{"last": ..., "sum": ...}``, all of T steps and
+    the same layers. The first line names the layers, the second the losses under the word
+    ``distance``."""
+    losses = list(flows)
+    first = flows[losses[0]]
+    keys = sorted(first.norms)
+    names = [f"layer {k} {d}" for k, d in keys]
+    col = max(11, *(len(loss) + 2 for loss in losses))
+    group = max(col * len(losses), *(len(n) + 2 for n in names))
+    col = group // len(losses)
+    group = col * len(losses)
+    lines = [" " * 8 + "".join(f"{n:>{group}}" for n in names),
+             f"{'distance':>8}" + "".join(f"{loss:>{col}}" for _ in keys for loss in losses)]
+    cols = [[flows[loss].by_distance(k)[1] for loss in losses] for k in keys]
+    T = first.steps
+    rows = sorted(set(range(0, T, max(1, int(every)))) | {T - 1})
+    for d in rows:
+        lines.append(f"{d:>8}" + "".join(f"{c[d]:>{col}.4g}" for cs in cols for c in cs))
+    return "\n".join(lines)
+
+
+def plot_flows(flows: dict, path, title: str = "") -> None:
+    """Draw the norm of dL/dh (log scale) against the distance to the loss, one panel per
+    loss of ``flows`` (``{loss: GradientFlow}``), one line per layer and direction, and
+    save a PNG at ``path``. Needs matplotlib (ImportError with the command to install it)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("the plot needs matplotlib, which is not installed: "
+                          "pip install 'rnnkit[plot]'") from None
+    fig = Figure(figsize=(4.2 * len(flows), 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(flows), squeeze=False)[0]
+    what = {"last": "loss of the last step", "sum": "sum of the losses of all steps"}
+    for ax, (loss, flow) in zip(axes, flows.items(), strict=True):
+        for key in sorted(flow.norms):
+            d, n = flow.by_distance(key)
+            ok = n > 0  # a zero norm has no place on a log scale
+            ax.semilogy(d[ok], n[ok], label=f"layer {key[0]} {key[1]}")
+        ax.set_xlabel("distance to the end (steps)")
+        ax.set_ylabel("mean |dL/dh_t|")
+        ax.set_title(what.get(loss, loss), fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)

@@ -5,12 +5,15 @@
     rnnkit eval CHECKPOINT TEXT_FILE
     rnnkit info CHECKPOINT
     rnnkit export CHECKPOINT -o model.onnx
+    rnnkit inspect CHECKPOINT [TEXT_FILE]
+    rnnkit viz CHECKPOINT TEXT_FILE -o report.html
 
 Every ``train`` flag maps one-to-one onto a field of :class:`TrainCommand`.
 
 Here: the parser and :func:`main` (the console script ``rnnkit``). The subcommands live in
 ``settings`` (:class:`TrainCommand`, its checks, what ``--resume`` keeps), ``train`` and
-``checkpoint_commands`` (``sample``, ``eval``, ``info``), and ``export``.
+``checkpoint_commands`` (``sample``, ``eval``, ``info``), ``export``, and
+``inspect_commands`` (``inspect``, ``viz``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..checkpoint import CheckpointError
 from ._common import RUN_FAILED, UNUSABLE_INPUT, os_error
 from .checkpoint_commands import cmd_eval, cmd_info, cmd_sample
 from .export import add_export_parser, cmd_export
+from .inspect_commands import add_inspect_parsers, cmd_inspect, cmd_viz
 from .settings import NOT_INHERITED, RESUME_FIXED, TrainCommand
 from .train import BUILTIN, cmd_train
 
@@ -37,8 +41,10 @@ __all__ = [
     "cmd_eval",
     "cmd_export",
     "cmd_info",
+    "cmd_inspect",
     "cmd_sample",
     "cmd_train",
+    "cmd_viz",
     "main",
 ]
 
@@ -117,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz written by rnnkit train")
     i.set_defaults(func=cmd_info)
     add_export_parser(sub)
+    add_inspect_parsers(sub)
     return p
 
 
