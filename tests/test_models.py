@@ -780,3 +780,8 @@ def test_load_is_all_or_nothing_and_refuses_extra_or_integer_parameters(saved_lm
     with pytest.raises(checkpoint.CheckpointError):
         model.load_arrays(bad)
     assert all(np.array_equal(before[k], v) for k, v in model.params.items())
+
+
+def test_language_model_refuses_to_read_ahead():
+    with pytest.raises(ValueError, match="bidirectional=True: a language model predicts"):
+        LanguageModel(5, "lstm", 4, bidirectional=True, rng=0)

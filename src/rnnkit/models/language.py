@@ -31,6 +31,10 @@ class LanguageModel(Model):
                  embedding_dim=None, dropout=0.0, cond_size=None, dtype=np.float32, rng=None,
                  **cell_kwargs):
         super().__init__(rng, dtype)
+        if cell_kwargs.get("bidirectional"):
+            raise ValueError("bidirectional=True: a language model predicts each token from "
+                             "the ones before it, so its recurrent layers cannot read ahead; "
+                             "use SequenceTagger for a bidirectional many-to-many model")
         self.vocab_size = check_positive_int(vocab_size, "vocab_size", 2)
         self.embedding_dim = (None if embedding_dim is None
                               else check_positive_int(embedding_dim, "embedding_dim"))

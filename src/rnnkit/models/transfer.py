@@ -29,7 +29,7 @@ def transfer(model: LanguageModel, old_tokens, new_tokens, rng=None, **config):
     if model.cond_size:
         raise ValueError("transfer: a conditioned language model (cond_size) is not supported")
     fixed = {"vocab_size", "cell", "hidden_size", "num_layers", "embedding_dim", "cond_size",
-             "dtype", "bidirectional"} & set(config)
+             "dtype"} & set(config)
     if fixed:
         raise ValueError(f"transfer keeps the model's shape; {', '.join(sorted(fixed))} "
                          "cannot be changed")
@@ -61,7 +61,4 @@ def _input_rows(model: LanguageModel) -> set:
     """The parameters whose rows are the input symbols."""
     if model.embedding_dim:
         return {"embed.W"}
-    names = {"rnn.l0.W_x"}
-    if model.rnn.bidirectional:
-        names.add("rnn.l0_reverse.W_x")
-    return names
+    return {"rnn.l0.W_x"}
