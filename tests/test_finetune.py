@@ -143,3 +143,23 @@ def test_init_from_refuses_what_it_cannot_start_from(texts, capsys, tmp_path):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
+
+
+def test_the_comparison_example_runs_both_runs(texts, capsys, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "finetune_compare.py"
+    spec = importlib.util.spec_from_file_location("finetune_compare", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main_([str(texts / "old" / "best.npz"), str(texts / "new.txt"), "--steps", "4",
+                   "--eval-every", "1", "--targets", "9,0.01", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "fine-tuned" in out and "scratch" in out
+    # every run reaches a loss of 9 at its first validation and none reaches 0.01
+    assert "  9.00           1         1" in out and "  0.01           -         -" in out
+    for name in ("finetuned", "scratch"):  # the same shape, the same budget
+        meta = read_meta(tmp_path / name / "last.npz")[0]
+        assert meta["train_state"]["step"] == 4
+        assert (meta["cli"]["hidden"], meta["cli"]["layers"]) == (16, 1)
