@@ -240,8 +240,9 @@ class LanguageModel(Model):
                                    d.length_penalty, d.num_return or 1)
             if d.num_return is not None:
                 return [seq for seq, _ in hyps]
-            for t in hyps[0][0] if on_token is not None else ():
-                on_token(t)
+            if on_token is not None:
+                for t in hyps[0][0]:
+                    on_token(t)
             return hyps[0][0]
         finally:
             if was_training:

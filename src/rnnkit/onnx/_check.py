@@ -73,15 +73,21 @@ def _layer(s, layer, rng):
     return "random x", _diff(res, {"y": out, **_final(final)})
 
 
-def _lm_step(s, model, rng, start):
-    state, worst = start, 0.0
-    feeds = _state(state)
-    for ids in rng.integers(0, model.vocab_size, size=(STEPS, B)):
-        logits, state = model.step(ids, state)
+def _steps(s, step, vocab_size, rng, state) -> float:
+    """The largest difference over STEPS random ids between a step graph ``s``, fed back
+    its own state, and rnnkit's ``step(ids, state) -> (logits, state)``."""
+    worst, feeds = 0.0, _state(state)
+    for ids in rng.integers(0, vocab_size, size=(STEPS, B)):
+        logits, state = step(ids, state)
         res = s(ids=ids, **feeds)
         worst = max(worst, _diff(res, {"log_probs": log_softmax(logits), **_final(state)}))
         feeds = _fed_back(res)
-    return f"{STEPS} steps with carried state", worst
+    return worst
+
+
+def _lm_step(s, model, rng, start):
+    return f"{STEPS} steps with carried state", _steps(s, model.step, model.vocab_size, rng,
+                                                       start)
 
 
 def _lm_sequence(s, model, rng, start):
@@ -117,14 +123,8 @@ def _seq2seq(s, model, rng, name, cache):
         state, _ = model.encode(src, _mask(s, lengths))
         cache["state"] = state
         return f"{B} source sequences", _diff(s(src=src, lengths=lengths), _final(state))
-    state, worst = cache["state"], 0.0
-    feeds = _state(state)
-    for ids in rng.integers(0, model.tgt_vocab_size, size=(STEPS, B)):
-        logits, state = model._step(ids, state)
-        res = s(ids=ids, **feeds)
-        worst = max(worst, _diff(res, {"log_probs": log_softmax(logits), **_final(state)}))
-        feeds = _fed_back(res)
-    return f"{STEPS} steps from the encoder's state", worst
+    return f"{STEPS} steps from the encoder's state", _steps(
+        s, model._step, model.tgt_vocab_size, rng, cache["state"])
 
 
 def _run(name, s, obj, rng, cache):
