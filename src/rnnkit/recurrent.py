@@ -51,8 +51,9 @@ class RecurrentCache:
     state_from_param: whether the initial state came from the learned ``h0``/``c0``;
     time_major: the layout of forward's x and out (and so of backward's dout and dx);
     ids: whether x held one-hot ids (then backward returns no dx);
-    owner: the layer that made it, as (id of the layer, its configuration): backward
-    refuses the cache of another layer or of another configuration.
+    owner: the layer that made it, as (id of the layer, its class name, its configuration,
+    its parameters' shapes and dtypes): backward refuses the cache of another layer or of
+    another configuration.
     """
 
     dirs: list
@@ -186,8 +187,7 @@ class Recurrent:
         }
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "kind")
-        return f"{type(self).__name__}({args})"
+        return _describe(type(self).__name__, self.config())
 
     def _init_params(self) -> None:
         """Draw the parameters from the layer's rng with its ``init`` scheme."""
@@ -438,7 +438,7 @@ class Recurrent:
     def _owner(self) -> tuple:
         """What a cache records of the layer that made it (see :meth:`_check_cache`)."""
         shapes = tuple((k, v.shape, v.dtype.str) for k, v in self.params.items())
-        return id(self), repr(self), shapes
+        return id(self), type(self).__name__, self.config(), shapes
 
     def _check_cache(self, cache) -> None:
         """Refuse what is not a cache of this layer's own forward, in its configuration."""
@@ -447,7 +447,7 @@ class Recurrent:
                             f"{type(cache).__name__}")
         if cache.owner == self._owner():
             return
-        made_by = cache.owner[1] if cache.owner else "an unknown layer"
+        made_by = _describe(*cache.owner[1:3]) if cache.owner else "an unknown layer"
         if cache.owner and cache.owner[0] == id(self):
             why = "this layer's configuration or parameter shapes changed since its forward"
         else:
@@ -516,6 +516,13 @@ class Recurrent:
         return dx_total
 
     __call__ = forward
+
+
+def _describe(name: str, config: dict) -> str:
+    """How a layer prints: ``LSTM(input_size=8, hidden_size=16, ...)``, from its class name
+    and :meth:`Recurrent.config`."""
+    args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "kind")
+    return f"{name}({args})"
 
 
 def _broadcast(a: np.ndarray, B: int, axis: int) -> np.ndarray:
