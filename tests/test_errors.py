@@ -200,6 +200,8 @@ def test_kind_specific_constructor_arguments():
         rnnkit.RNNCell(D, H, nonlinearity="sigmoid")
     with pytest.raises(TypeError, match="forget_bias must be a number, got 'x'"):
         rnnkit.LSTM(D, H, forget_bias="x")
+    with pytest.raises(ValueError, match="forget_bias must be a finite number, got nan"):
+        rnnkit.LSTM(D, H, forget_bias=float("nan"))
     with pytest.raises(ValueError, match="hidden_size must be an integer >= 1, got 0"):
         rnnkit.GRUCell(D, 0)
     with pytest.raises(TypeError, match="dtype must be float32 or float64, got float16"):

@@ -563,6 +563,8 @@ class LSTM(Recurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, forget_bias=1.0, **kwargs):
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
             raise TypeError(f"forget_bias must be a number, got {forget_bias!r}")
+        if not np.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)
         super().__init__(input_size, hidden_size, num_layers, **kwargs)
 
