@@ -29,7 +29,8 @@ What is measured (float32, both libraries on the same number of threads):
   carried state and (b) a loop of ``nn.LSTMCell`` (stacked for 2 layers), both under
   ``torch.inference_mode()``. (c) ONNX Runtime (where onnxruntime and onnx are installed):
   the step graph of ``rnnkit.onnx.export``, one ``session.run`` per character with the state
-  fed back, the same sampling on ``exp(log_probs)``.
+  fed back, the same sampling on ``exp(log_probs)``; timed in a block of its own after the
+  interleaved others (its idle workers spin long after a run and would slow them).
 
 Before timing, each configuration checks that rnnkit and PyTorch compute the same loss,
 gradients and updated parameters (train), the same output, input gradient and parameter
@@ -1049,7 +1050,8 @@ def print_gen_table(rows: list, where: str, ort_version: str | None) -> None:
           "both under torch.inference_mode()")
     if ort_version:
         print(f"(c) ONNX Runtime {ort_version}: the step graph of rnnkit.onnx.export, one "
-              "session.run per character (its threads as the libraries')")
+              "session.run per character (its threads as the libraries'), timed after the "
+              "others in a block of its own (its idle workers spin on)")
     else:
         print("(c) ONNX Runtime: not timed (pip install 'rnnkit[onnx]')")
     head = (f"{'config':<20}{'rnnkit us':>11}{'(a) us':>9}{'(b) us':>9}{'(c) us':>9}"
@@ -1285,7 +1287,14 @@ def main(argv=None) -> int:
                 rows.append((cfg, tr, tt, tn[0] if tn else None, other.share(), diff))
             else:
                 fns = build_gen(cfg, torch, args.seed, args.threads)
-                tr, ta, tb, *tc = time_interleaved(fns, args.reps, args.warmup)
+                tr, ta, tb = time_interleaved(fns[:3], args.reps, args.warmup)
+                # ONNX Runtime in a block of its own, after the others: its idle workers
+                # keep spinning long after session.run returns and would take a core from
+                # the library timed next (rnnkit's 512-unit step took 157-193 us
+                # interleaved with it, 73-106 us apart). Dropping the session ends them.
+                tc = time_interleaved(fns[3:], args.reps, args.warmup)
+                del fns
+                gc.collect()
                 gen_rows.append((cfg, tr, ta, tb, tc[0] if tc else None, other.share()))
             print(f" {time.perf_counter() - t0:.1f} s", flush=True)
         for cfg in mem_cfgs:
