@@ -52,6 +52,13 @@ def test_single_layer(cls, kw, bias):
     layer_gradcheck(layer, data(), random_state(layer, B, np.random.default_rng(2)))
 
 
+@kinds
+def test_one_input_feature(cls, kw):
+    """D = 1 (a univariate series): the input side is formed as x * W_x, not a product."""
+    layer = make_layer(cls, kw, 1, H)
+    layer_gradcheck(layer, data(4, D=1), random_state(layer, B, np.random.default_rng(5)))
+
+
 @pytest.mark.parametrize("num_layers", [2, 3])
 @kinds
 def test_stacked(cls, kw, num_layers):
