@@ -94,10 +94,12 @@ def test_embedding_init_is_standard_normal_and_seeded():
 
 
 # ---------------------------------------------------------------------- Dense
+@pytest.mark.parametrize(("D", "U"), [(4, 3), (1, 3), (4, 1)],
+                         ids=["4to3", "one-input", "one-output"])  # K = 1 products too
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("x_shape", [(3, 4), (2, 3, 4), (4,)], ids=["2-D", "3-D", "1-D"])
-def test_dense_gradcheck(x_shape, bias):
-    D, U = 4, 3
+@pytest.mark.parametrize("lead", [(3,), (2, 3), ()], ids=["2-D", "3-D", "1-D"])
+def test_dense_gradcheck(lead, bias, D, U):
+    x_shape = lead + (D,)
     dense = Dense(D, U, bias=bias, dtype=np.float64, rng=0)
     assert ("b" in dense.params) == bias
     rng = np.random.default_rng(1)
