@@ -54,7 +54,7 @@ def test_single_layer(cls, kw, bias):
 
 @kinds
 def test_one_input_feature(cls, kw):
-    """D = 1 (a univariate series): the input side is formed as x * W_x, not a product."""
+    """D = 1 (a univariate series): the input side is formed as x * W_x, not by matmul."""
     layer = make_layer(cls, kw, 1, H)
     layer_gradcheck(layer, data(4, D=1), random_state(layer, B, np.random.default_rng(5)))
 
