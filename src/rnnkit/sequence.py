@@ -37,6 +37,7 @@ import numpy as np
 
 from . import accelerated, cells
 from ._checks import shape_str
+from ._linalg import product
 from ._workspace import empty
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -131,12 +132,7 @@ def input_projection(params: dict, x: np.ndarray | None, ids: np.ndarray | None,
         Wb = W_x if b is None else W_x + b
         return np.take(Wb, ids, axis=0, out=out, mode="clip")  # ids were checked
     T, B, D = x.shape
-    x2, xw = x.reshape(T * B, D), out.reshape(T * B, GH)
-    if D == 1:  # one feature: the product is x * W_x (numpy's matmul takes 4-5x longer)
-        np.multiply(x2, W_x, out=xw)
-    else:
-        np.matmul(x2, W_x, out=xw)
-    xw = xw.reshape(T, B, GH)
+    xw = product(x.reshape(T * B, D), W_x, out=out.reshape(T * B, GH)).reshape(T, B, GH)
     if b is not None:
         xw += b
     return xw
