@@ -76,7 +76,8 @@ def mkl_pack(lib, W: np.ndarray, M: int) -> np.ndarray:
 
 
 def compiled_loops(lib):
-    """The forward and backward loops compiled whole: {name: (forward, backward)}.
+    """The forward and backward loops compiled whole: {name: (forward, backward,
+    prepare)}, prepare(W, M) giving the weight operand the loops take for M rows.
 
     forward(xw (T, B, 4H) in: x W_x + b, out: the gates; hs, cs (T+1, B, H); W (H, 4H)
     or its MKL packing; rec (B, 4H)); backward(dhs (T, B, H); acts, cs; W.T (4H, H) or
@@ -103,7 +104,7 @@ def compiled_loops(lib):
             np.dot(dG[t], WT, dh_in)
             dh, dh_in = dh_in, dh
 
-    loops = {"compiled loop, numpy's BLAS": (fwd_blas, bwd_blas)}
+    loops = {"compiled loop, numpy's BLAS": (fwd_blas, bwd_blas, lambda W, M: W)}
     if lib is None:
         return loops
     compute = lib.cblas_sgemm_compute
@@ -126,7 +127,8 @@ def compiled_loops(lib):
                     WTp.ctypes, H, zero, dh_in.ctypes, H)
             dh, dh_in = dh_in, dh
 
-    loops["compiled loop, MKL packed"] = (fwd_mkl, bwd_mkl)
+    loops["compiled loop, MKL packed"] = (fwd_mkl, bwd_mkl,
+                                          lambda W, M: mkl_pack(lib, W, M))
     return loops
 
 
@@ -176,9 +178,8 @@ def passes(B: int, T: int, H: int, lib, seed: int) -> dict:
         return out.detach().numpy(), m.weight_hh_l0.grad.numpy().T
 
     runs = {"rnnkit engine": engine}
-    for name, (fwd, bwd) in compiled_loops(lib).items():
-        prepare = (lambda w, M: w) if "BLAS" in name else (lambda w, M: mkl_pack(lib, w, M))
-        runs[name] = compiled(fwd, bwd, prepare)
+    for name, loop in compiled_loops(lib).items():
+        runs[name] = compiled(*loop)
     runs["torch"] = torch_pass
     ref_h, ref_g = engine()
     for name, run in runs.items():
